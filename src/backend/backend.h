@@ -1,0 +1,91 @@
+// Backend: the complete, closed list of ops that model code may call. Execution is eager; shapes are
+// row-major, outermost first (T tokens in the step, D n_embd, H heads, Hkv kv heads, Dh head dim).
+//
+// Two implementations: RefBackend (backend/ref: scalar, obviously correct, the test oracle) and
+// CpuBackend (backend/cpu: SIMD picked at run time, multithreaded over the engine's ThreadPool).
+// Results of one token never depend on the other tokens in the batch (fixed reduction order).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "backend/isa.h"
+#include "tensor/dtype.h"
+
+namespace frugal {
+
+class ThreadPool;
+
+// A 2-D weight as stored in the file: N rows of K elements in `type`.
+struct WeightView {
+  DType type = DType::F32;
+  int64_t K = 0;  // row length (ggml ne[0])
+  int64_t N = 0;  // rows (ggml ne[1])
+  const uint8_t* data = nullptr;
+  size_t row_bytes = 0;
+  const uint8_t* row(int64_t r) const { return data + (size_t)r * row_bytes; }
+};
+
+enum class RopeMode { kNorm = 0, kNeox = 2 };
+
+struct RopeParams {
+  RopeMode mode = RopeMode::kNorm;
+  int n_dims = 0;            // rotated dims (<= head dim); the rest are copied
+  float freq_base = 10000.f;
+  float freq_scale = 1.f;    // 1/linear factor
+  float ext_factor = 0.f;    // YaRN mix (0 = off)
+  float attn_factor = 1.f;
+  float beta_fast = 32.f;
+  float beta_slow = 1.f;
+  int n_ctx_orig = 0;
+  const float* freq_factors = nullptr;  // optional [n_dims/2] divisors (rope_freqs.weight)
+};
+
+// Keys/values of one sequence for one layer: rows of Hkv*Dh values in `type` (F32 or F16), row r
+// holds position r. Only rows [0, n_kv) are valid.
+struct KvView {
+  DType type = DType::F32;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  size_t k_row_bytes = 0;
+  size_t v_row_bytes = 0;
+  int64_t n_kv = 0;
+};
+
+struct AttentionShape {
+  int64_t H = 0, Hkv = 0, Dh_k = 0, Dh_v = 0;
+  float scale = 1.f;  // kq scale
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+
+  // y[T, N] = x[T, K] · W^T  (x f32; converted to W's vec_dot_type first).
+  virtual void matmul(const WeightView& w, const float* x, int64_t T, float* y) = 0;
+  // out[T, K] = W rows ids[t], dequantized.
+  virtual void get_rows(const WeightView& w, const int32_t* ids, int64_t T, float* out) = 0;
+  // y[t] = x[t] / sqrt(mean(x[t]^2) + eps) * w   (w may be null: no scale). x and y may alias.
+  virtual void rms_norm(const float* x, const float* w, int64_t T, int64_t D, float eps, float* y) = 0;
+  // In place on x[T, H, Dh] (row stride `row_stride` floats between tokens), position pos[t].
+  virtual void rope(float* x, int64_t row_stride, const int32_t* pos, int64_t T, int64_t H, int64_t Dh,
+                    const RopeParams& p) = 0;
+  // out[T, H*Dh_v] = causal attention of q[T, H*Dh_k] (row stride q_stride) over kv rows [0, n_kv)
+  // where query t sees keys with position <= pos[t].
+  virtual void attention(const float* q, int64_t q_stride, const int32_t* pos, int64_t T, const KvView& kv,
+                         const AttentionShape& s, float* out) = 0;
+  // g[i] = silu(g[i]) * u[i]
+  virtual void silu_mul(float* g, const float* u, int64_t n) = 0;
+  // x[i] += y[i]
+  virtual void add(float* x, const float* y, int64_t n) = 0;
+  // x[t, i] += b[i]  (bias over T rows of n)
+  virtual void add_bias(float* x, const float* b, int64_t T, int64_t n) = 0;
+};
+
+std::unique_ptr<Backend> make_ref_backend();
+// CPU backend with `isa` kernels (detect_isa() for the best), using `pool` for threads (not owned).
+std::unique_ptr<Backend> make_cpu_backend(ThreadPool* pool, Isa isa);
+
+}  // namespace frugal

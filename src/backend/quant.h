@@ -1,0 +1,43 @@
+// Quantization type traits: one table row per tensor format, no switches spread over the code.
+//
+// For y = W·x llama.cpp converts the f32 activation row x to the weight's vec_dot_type (F16 for F16,
+// BF16 for BF16, Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1, Q8_K for K-quants, F32 for F32) and takes
+// integer/half dot products. frugal does the same, bit-exact with the scalar reference in backend/ref.
+//
+// Each row exists per ISA: quant_traits(type, Isa::kScalar) is the reference (quant_ref.cpp); the AVX2
+// and AVX-512 rows (quant_avx2.cpp, quant_avx512.cpp) must give the same quantized bytes and the same
+// dot products up to float summation order (the per-format error budget is in tests/kernels_test.cpp).
+// Functions missing for an ISA fall back to the scalar row.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "backend/isa.h"
+#include "tensor/dtype.h"
+
+namespace frugal {
+
+struct QuantTraits {
+  DType type;
+  DType vec_dot_type;  // format the activations are converted to
+  // Dequantize n elements (n a multiple of the block size).
+  void (*to_float)(const void* src, float* dst, int64_t n);
+  // Quantize n elements with ggml's reference rounding (`quantize_row_*_ref`; for Q8_0/Q8_1/Q8_K the
+  // activation quantizer). nullptr if the type cannot be produced.
+  void (*from_float)(const float* src, void* dst, int64_t n);
+  // s = dot(x, y) over n elements; x in `type`, y in `vec_dot_type`.
+  void (*vec_dot)(int64_t n, float* s, const void* x, const void* y);
+  // Optional tiled kernel: for rows r in [r0, r1) of W and activation columns t in [0, T):
+  //   y[t * ldy + r] = dot(W row r, activation row t)
+  // Must give exactly the same value as vec_dot for every (r, t) (batch invariance). nullptr -> loop
+  // over vec_dot.
+  void (*gemm)(int64_t n, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1, const void* x,
+               size_t x_row_bytes, int64_t T, float* y, int64_t ldy);
+};
+
+// Traits of `type` for `isa` (falls back to the scalar row for missing entries). nullptr if the type
+// is not implemented.
+const QuantTraits* quant_traits(DType type, Isa isa);
+
+}  // namespace frugal

@@ -1,0 +1,60 @@
+// Model: a loaded GGUF model of one architecture, ready to run forward passes on a Backend.
+//
+// Usage:
+//   FRUGAL_ASSIGN_OR_RETURN(auto model, Model::load("m.gguf", {}));
+//   KvCache kv(model->config(), /*n_ctx=*/2048, DType::F32);
+//   std::vector<float> logits(T * model->config().n_vocab);
+//   model->forward(*backend, kv, tokens, positions, T, logits.data(), LogitsMode::kAll);
+//
+// Weights stay memory-mapped in the GGUF file (zero copy). Each architecture lives in its own file
+// (model/llama.cpp, ...) with its own weight struct; Model::load picks it from general.architecture.
+// Thread-safety: forward() is called by one thread at a time (the engine thread).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "base/status.h"
+#include "gguf/gguf_file.h"
+#include "model/config.h"
+#include "model/kv_cache.h"
+
+namespace frugal {
+
+enum class LogitsMode {
+  kLast,  // logits[V] for the last token of the batch
+  kAll,   // logits[T, V] for every token
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+
+  // Opens, validates (every tensor the architecture needs present with the right shape and a supported
+  // type) and maps `path`. Unknown architectures get an error listing the supported ones.
+  static StatusOr<std::unique_ptr<Model>> load(const std::string& path);
+  // Architectures Model::load accepts, e.g. {"llama", "qwen2"}.
+  static std::vector<std::string> supported_architectures();
+
+  const ModelConfig& config() const { return config_; }
+  const GgufFile& gguf() const { return *file_; }
+
+  // Runs T tokens of one sequence: tokens[t] at position pos[t] (positions continue the cache:
+  // pos[0] == kv.n_past() for plain generation). Appends their K/V to `kv`. Errors: positions out of
+  // the cache, token ids out of the vocabulary.
+  virtual Status forward(Backend& backend, KvCache& kv, const int32_t* tokens, const int32_t* pos, int64_t T,
+                         float* logits, LogitsMode mode) = 0;
+
+  // Bytes of weights a single decode step reads (for bandwidth figures).
+  virtual uint64_t weight_bytes() const = 0;
+  virtual uint64_t n_params() const = 0;
+
+ protected:
+  ModelConfig config_;
+  std::unique_ptr<GgufFile> file_;
+};
+
+}  // namespace frugal
