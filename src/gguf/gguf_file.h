@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "base/mapped_file.h"
@@ -24,6 +25,8 @@
 #include "tensor/dtype.h"
 
 namespace frugal {
+
+class GgufCursor;  // bounds-checked reader used while parsing (gguf_file.cpp)
 
 enum class GgufType : uint32_t {
   UINT8 = 0, INT8 = 1, UINT16 = 2, INT16 = 3, UINT32 = 4, INT32 = 5, FLOAT32 = 6, BOOL = 7,
@@ -111,6 +114,12 @@ class GgufFile {
  private:
   GgufFile() = default;
   Status parse();
+  Status parse_header(uint64_t* n_tensors, uint64_t* n_kv);
+  Status parse_kvs(GgufCursor& r, uint64_t n_kv);
+  Status parse_tensor_info(GgufCursor& r, uint64_t index, GgufTensorInfo* t);
+  Status place_tensors();
+  Status wrong_type(std::string_view key, const GgufValue& v, const char* expected) const;
+  Status missing(std::string_view key) const;
 
   std::string name_;
   std::unique_ptr<MappedFile> map_;  // null for from_memory
@@ -121,6 +130,7 @@ class GgufFile {
   uint64_t data_offset_ = 0;
   std::vector<GgufKV> kvs_;
   std::vector<GgufTensorInfo> tensors_;
+  std::unordered_map<std::string, size_t> tensor_index_;  // name -> index in tensors_
 };
 
 }  // namespace frugal

@@ -68,7 +68,10 @@ class GgufWriter {
     std::vector<uint8_t> data;
     std::function<void(uint8_t*)> produce;
   };
+  using Sink = std::function<bool(const uint8_t* bytes, uint64_t n)>;
   void set_raw(const std::string& key, GgufType type, GgufType elem_type, std::vector<uint8_t> payload);
+  std::vector<uint8_t> encode_header(uint64_t* alignment) const;
+  bool stream(const std::vector<uint8_t>& header, uint64_t alignment, const Sink& sink) const;
 
   std::vector<Kv> kvs_;
   std::vector<Tensor> tensors_;
