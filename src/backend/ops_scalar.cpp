@@ -1,0 +1,129 @@
+#include "backend/ops_scalar.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "base/half.h"
+
+namespace frugal::ops {
+
+void rms_norm_row(const float* x, const float* w, int64_t D, float eps, float* y) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < D; ++i) sum += (double)x[i] * (double)x[i];
+  const float mean = (float)(sum / (double)D);
+  const float scale = 1.0f / std::sqrt(mean + eps);
+  if (w) {
+    for (int64_t i = 0; i < D; ++i) y[i] = (x[i] * scale) * w[i];
+  } else {
+    for (int64_t i = 0; i < D; ++i) y[i] = x[i] * scale;
+  }
+}
+
+namespace {
+
+float yarn_corr_dim(int n_dims, int n_ctx_orig, float n_rot, float base) {
+  return (float)n_dims * std::log((float)n_ctx_orig / (n_rot * 2.0f * (float)M_PI)) / (2.0f * std::log(base));
+}
+
+}  // namespace
+
+void rope_cache(int32_t pos, const RopeParams& p, float* cs) {
+  const float theta_scale = std::pow(p.freq_base, -2.0f / (float)p.n_dims);
+  float low = 0.f, high = 0.f;
+  if (p.ext_factor != 0.f) {
+    low = std::max(0.f, std::floor(yarn_corr_dim(p.n_dims, p.n_ctx_orig, p.beta_fast, p.freq_base)));
+    high = std::min((float)p.n_dims - 1, std::ceil(yarn_corr_dim(p.n_dims, p.n_ctx_orig, p.beta_slow, p.freq_base)));
+  }
+  float theta_base = (float)pos;
+  for (int i0 = 0; i0 < p.n_dims; i0 += 2) {
+    const float ff = p.freq_factors ? p.freq_factors[i0 / 2] : 1.0f;
+    const float theta_extrap = theta_base / ff;
+    const float theta_interp = p.freq_scale * theta_extrap;
+    float theta = theta_interp;
+    float mscale = p.attn_factor;
+    if (p.ext_factor != 0.f) {
+      const float y = ((float)(i0 / 2) - low) / std::max(0.001f, high - low);
+      const float ramp = 1.f - std::min(1.f, std::max(0.f, y));
+      const float mix = ramp * p.ext_factor;
+      theta = theta_interp * (1 - mix) + theta_extrap * mix;
+      mscale *= 1.0f + 0.1f * std::log(1.0f / p.freq_scale);
+    }
+    cs[i0] = std::cos(theta) * mscale;
+    cs[i0 + 1] = std::sin(theta) * mscale;
+    theta_base *= theta_scale;
+  }
+}
+
+void rope_head(float* x, const float* cs, const RopeParams& p) {
+  const int n = p.n_dims;
+  if (p.mode == RopeMode::kNorm) {
+    for (int i0 = 0; i0 < n; i0 += 2) {
+      const float c = cs[i0], s = cs[i0 + 1];
+      const float a = x[i0], b = x[i0 + 1];
+      x[i0] = a * c - b * s;
+      x[i0 + 1] = a * s + b * c;
+    }
+  } else {
+    const int half = n / 2;
+    for (int i0 = 0; i0 < n; i0 += 2) {
+      const float c = cs[i0], s = cs[i0 + 1];
+      const int i = i0 / 2;
+      const float a = x[i], b = x[i + half];
+      x[i] = a * c - b * s;
+      x[i + half] = a * s + b * c;
+    }
+  }
+}
+
+namespace {
+
+inline float kv_at(const void* base, size_t row_bytes, DType type, int64_t row, int64_t col) {
+  const uint8_t* r = static_cast<const uint8_t*>(base) + (size_t)row * row_bytes;
+  if (type == DType::F32) return reinterpret_cast<const float*>(r)[col];
+  return fp16_to_f32(reinterpret_cast<const uint16_t*>(r)[col]);
+}
+
+}  // namespace
+
+void attention_head(const float* q, const KvView& kv, int64_t g, int64_t n_visible, const AttentionShape& s,
+                    float* scratch, float* out) {
+  const int64_t dk = s.Dh_k, dv = s.Dh_v;
+  float max_s = -INFINITY;
+  for (int64_t t = 0; t < n_visible; ++t) {
+    float acc = 0.f;
+    if (kv.type == DType::F32) {
+      const float* k = reinterpret_cast<const float*>(static_cast<const uint8_t*>(kv.k) + (size_t)t * kv.k_row_bytes) + g * dk;
+      for (int64_t i = 0; i < dk; ++i) acc += q[i] * k[i];
+    } else {
+      for (int64_t i = 0; i < dk; ++i) acc += q[i] * kv_at(kv.k, kv.k_row_bytes, kv.type, t, g * dk + i);
+    }
+    scratch[t] = acc * s.scale;
+    max_s = std::max(max_s, scratch[t]);
+  }
+  double sum = 0.0;
+  for (int64_t t = 0; t < n_visible; ++t) {
+    const float e = std::exp(scratch[t] - max_s);
+    scratch[t] = e;
+    sum += e;
+  }
+  const float inv = (float)(1.0 / sum);
+  for (int64_t i = 0; i < dv; ++i) out[i] = 0.f;
+  for (int64_t t = 0; t < n_visible; ++t) {
+    const float p = scratch[t] * inv;
+    if (kv.type == DType::F32) {
+      const float* v = reinterpret_cast<const float*>(static_cast<const uint8_t*>(kv.v) + (size_t)t * kv.v_row_bytes) + g * dv;
+      for (int64_t i = 0; i < dv; ++i) out[i] += p * v[i];
+    } else {
+      for (int64_t i = 0; i < dv; ++i) out[i] += p * kv_at(kv.v, kv.v_row_bytes, kv.type, t, g * dv + i);
+    }
+  }
+}
+
+void silu_mul(float* g, const float* u, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = g[i];
+    g[i] = x / (1.0f + std::exp(-x)) * u[i];
+  }
+}
+
+}  // namespace frugal::ops

@@ -1,0 +1,67 @@
+#include "model/kv_cache.h"
+
+#include <cstring>
+
+#include "base/check.h"
+#include "base/half.h"
+#include "model/config.h"
+
+namespace frugal {
+
+KvCache::KvCache(const ModelConfig& c, int64_t n_ctx, DType type)
+    : n_layer_(c.n_layer), n_ctx_(n_ctx), k_width_(c.n_embd_k_gqa()), v_width_(c.n_embd_v_gqa()), type_(type) {
+  FRUGAL_CHECK(type == DType::F32 || type == DType::F16);
+  FRUGAL_CHECK(n_ctx > 0);
+  const size_t es = type == DType::F32 ? 4 : 2;
+  k_row_bytes_ = (size_t)k_width_ * es;
+  v_row_bytes_ = (size_t)v_width_ * es;
+  k_.resize((size_t)n_layer_ * n_ctx_ * k_row_bytes_);
+  v_.resize((size_t)n_layer_ * n_ctx_ * v_row_bytes_);
+}
+
+void KvCache::truncate(int64_t n) {
+  FRUGAL_CHECK(n >= 0 && n <= n_past_);
+  n_past_ = n;
+}
+
+void KvCache::set_n_past(int64_t n) {
+  FRUGAL_CHECK(n >= 0 && n <= n_ctx_);
+  n_past_ = n;
+}
+
+size_t KvCache::bytes_per_token() const { return (size_t)n_layer_ * (k_row_bytes_ + v_row_bytes_); }
+
+static void store_row(uint8_t* dst, const float* src, int64_t n, DType type) {
+  if (type == DType::F32) {
+    std::memcpy(dst, src, (size_t)n * 4);
+  } else {
+    uint16_t* d = reinterpret_cast<uint16_t*>(dst);
+    for (int64_t i = 0; i < n; ++i) d[i] = f32_to_fp16(src[i]);
+  }
+}
+
+void KvCache::store(int64_t layer, const int32_t* pos, int64_t T, const float* k, int64_t k_stride, const float* v,
+                    int64_t v_stride) {
+  FRUGAL_CHECK(layer >= 0 && layer < n_layer_);
+  uint8_t* kl = k_.data() + (size_t)layer * n_ctx_ * k_row_bytes_;
+  uint8_t* vl = v_.data() + (size_t)layer * n_ctx_ * v_row_bytes_;
+  for (int64_t t = 0; t < T; ++t) {
+    FRUGAL_CHECK(pos[t] >= 0 && pos[t] < n_ctx_);
+    store_row(kl + (size_t)pos[t] * k_row_bytes_, k + t * k_stride, k_width_, type_);
+    store_row(vl + (size_t)pos[t] * v_row_bytes_, v + t * v_stride, v_width_, type_);
+  }
+}
+
+KvView KvCache::view(int64_t layer, int64_t n_kv) const {
+  FRUGAL_CHECK(layer >= 0 && layer < n_layer_ && n_kv >= 0 && n_kv <= n_ctx_);
+  KvView kv;
+  kv.type = type_;
+  kv.k = k_.data() + (size_t)layer * n_ctx_ * k_row_bytes_;
+  kv.v = v_.data() + (size_t)layer * n_ctx_ * v_row_bytes_;
+  kv.k_row_bytes = k_row_bytes_;
+  kv.v_row_bytes = v_row_bytes_;
+  kv.n_kv = n_kv;
+  return kv;
+}
+
+}  // namespace frugal
