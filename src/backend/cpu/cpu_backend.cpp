@@ -1,10 +1,12 @@
 // CpuBackend: SIMD kernels picked at run time (matmul: backend/matmul.cpp), every op parallel over the
 // engine's ThreadPool. Non-matmul ops run the same scalar row kernels as RefBackend (ops_scalar.h), split
-// over rows/heads, so their results are bit-identical to the reference.
+// over rows/heads, so their results are bit-identical to the reference; attention has an AVX2 twin
+// (cpu/attention_avx2.cpp) that differs from the scalar one only in summation order.
 #include <algorithm>
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cpu/attention_avx2.h"
 #include "backend/matmul.h"
 #include "backend/ops_scalar.h"
 #include "base/thread_pool.h"
@@ -52,8 +54,9 @@ class CpuBackend final : public Backend {
     pool_->parallel_for(T * s.H, [&](int64_t task, int thread) {
       const int64_t t = task / s.H, h = task % s.H;
       const int64_t n_visible = std::min<int64_t>(pos[t] + 1, kv.n_kv);
-      ops::attention_head(q + t * q_stride + h * s.Dh_k, kv, h / group, n_visible, s, scores_[thread].data(),
-                          out + (t * s.H + h) * s.Dh_v);
+      const auto head = isa_ >= Isa::kAvx2 ? ops::attention_head_avx2 : ops::attention_head;
+      head(q + t * q_stride + h * s.Dh_k, kv, h / group, n_visible, s, scores_[thread].data(),
+           out + (t * s.H + h) * s.Dh_v);
     });
   }
 
