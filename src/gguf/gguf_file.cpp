@@ -298,7 +298,7 @@ Status GgufFile::parse_kvs(GgufCursor& r, uint64_t n_kv) {
     std::string ctx = "key #" + std::to_string(k);
     std::string_view key;
     FRUGAL_RETURN_IF_ERROR(r.read_string(&key, ctx, "key"));
-    ctx = "key " + quoted(key);
+    ctx += " " + quoted(key);
     GgufKV kv;
     kv.key = std::string(key);
     FRUGAL_RETURN_IF_ERROR(read_value(r, name_, ctx, &kv.value));
@@ -308,8 +308,9 @@ Status GgufFile::parse_kvs(GgufCursor& r, uint64_t n_kv) {
   if (const GgufValue* a = find("general.alignment")) {
     if (!a->is_int())
       return corrupt(name_ + ": general.alignment has type " + gguf_type_name(a->type) + ", expected UINT32");
-    if (a->i <= 0 || (a->u & (a->u - 1)) != 0 || a->u > (1u << 30))
-      return corrupt(name_ + ": general.alignment " + std::to_string(a->i) + " is not a power of two");
+    // Any integer width is accepted; the value must be a power of two that fits a u32.
+    if (a->i <= 0 || a->u > 0xffffffffu || (a->u & (a->u - 1)) != 0)
+      return corrupt(name_ + ": general.alignment " + std::to_string(a->i) + " is not a power of two below 2^32");
     alignment_ = a->u;
   }
   return Status::Ok();
@@ -321,7 +322,7 @@ Status GgufFile::parse_tensor_info(GgufCursor& r, uint64_t index, GgufTensorInfo
   uint64_t len = 0;
   FRUGAL_RETURN_IF_ERROR(r.need(8, ctx, "name length"));
   std::memcpy(&len, r.here(), 8);
-  if (len >= kMaxTensorName && len <= r.remaining() - 8) {
+  if (len >= kMaxTensorName) {
     return corrupt(name_ + ": " + ctx + ": name length " + std::to_string(len) + " exceeds the limit " +
                    std::to_string(kMaxTensorName - 1));
   }
@@ -371,9 +372,13 @@ Status GgufFile::place_tensors() {
     uint64_t begin = 0, end = 0;
     const bool ovf = __builtin_add_overflow(data_offset_, t.offset, &begin) ||
                      __builtin_add_overflow(begin, t.nbytes, &end);
-    if (ovf || end > size_) {
-      return corrupt(name_ + ": tensor " + quoted(t.name) + ": data [" + hex(ovf ? data_offset_ : begin) + ", " +
-                     (ovf ? std::string("overflow") : hex(end)) + ") past end of file (size " + hex(size_) + ")");
+    if (ovf) {
+      return corrupt(name_ + ": tensor " + quoted(t.name) + ": data offset " + hex(t.offset) +
+                     " past end of file (size " + hex(size_) + ")");
+    }
+    if (end > size_) {
+      return corrupt(name_ + ": tensor " + quoted(t.name) + ": data [" + hex(begin) + ", " + hex(end) +
+                     ") past end of file (size " + hex(size_) + ")");
     }
     t.data = data_ + begin;
   }
@@ -400,7 +405,7 @@ Status GgufFile::parse() {
     if (!tensor_index_.emplace(tensors_[k].name, k).second)
       return corrupt(name_ + ": duplicate tensor name " + quoted(tensors_[k].name));
   }
-  // data_offset = align_up(end of tensor infos); alignment <= 2^30 and pos <= size: no overflow.
+  // data_offset = align_up(end of tensor infos); alignment < 2^32 and pos <= size: no overflow.
   data_offset_ = (r.pos() + alignment_ - 1) / alignment_ * alignment_;
   return place_tensors();
 }
