@@ -6,7 +6,7 @@
 //
 // Each row exists per ISA: quant_traits(type, Isa::kScalar) is the reference (quant_ref.cpp); the AVX2
 // and AVX-512 rows (quant_avx2.cpp, quant_avx512.cpp) must give the same quantized bytes and the same
-// dot products up to float summation order (the per-format error budget is in tests/kernels_test.cpp).
+// dot products up to float summation order (the per-format error budget table is in backend/matmul_test.cpp).
 // Functions missing for an ISA fall back to the scalar row.
 #pragma once
 
@@ -38,6 +38,13 @@ struct QuantTraits {
 
 // Traits of `type` for `isa` (falls back to the scalar row for missing entries). nullptr if the type
 // is not implemented.
+// `isa` must be supported by this CPU (isa_supported). Rows are built once and never change.
 const QuantTraits* quant_traits(DType type, Isa isa);
+
+// Quantizes n elements (a multiple of the block size) the way llama-quantize does without an
+// importance matrix (ggml's quantize_row_*_ref). Same as the scalar from_float for every type except
+// Q8_0, whose from_float is the activation quantizer (round half to even, id = 127/amax) while weights
+// use ggml's reference (roundf, id = 1/d).
+void quantize_row_weights(DType type, const float* src, void* dst, int64_t n);
 
 }  // namespace frugal

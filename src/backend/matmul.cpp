@@ -1,0 +1,127 @@
+#include "backend/matmul.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <vector>
+
+#include "backend/quant.h"
+#include "base/check.h"
+#include "base/thread_pool.h"
+
+namespace frugal {
+
+namespace {
+
+constexpr int64_t kRowAlign = 16;              // thread row ranges start on multiples of this
+constexpr int64_t kMinParallelConvert = 16384;  // elements below which conversion stays on one thread
+
+const QuantTraits& traits_or_die(DType type, Isa isa) {
+  const QuantTraits* t = quant_traits(type, isa);
+  FRUGAL_CHECK_MSG(t != nullptr && t->vec_dot != nullptr, "matmul: weight type has no dot product");
+  return *t;
+}
+
+// Rows [begin, end) of part p out of `parts` (all but the last aligned to kRowAlign).
+void part_rows(int64_t N, int64_t p, int64_t parts, int64_t* begin, int64_t* end) {
+  auto edge = [&](int64_t q) {
+    if (q >= parts) return N;
+    return std::min(N, (N * q / parts) / kRowAlign * kRowAlign);
+  };
+  *begin = edge(p);
+  *end = edge(p + 1);
+}
+
+// Rows [r0, r1) for tokens [0, T) with the traits' gemm, or vec_dot per pair.
+void compute_rows(const QuantTraits& t, const WeightView& w, const uint8_t* xa, size_t x_row_bytes, int64_t T,
+                  int64_t r0, int64_t r1, float* y) {
+  if (r0 >= r1) return;
+  if (t.gemm != nullptr) {
+    t.gemm(w.K, w.data, w.row_bytes, r0, r1, xa, x_row_bytes, T, y, w.N);
+    return;
+  }
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t tok = 0; tok < T; ++tok) t.vec_dot(w.K, &y[tok * w.N + r], w.row(r), xa + tok * x_row_bytes);
+}
+
+}  // namespace
+
+void MatmulScratch::Free::operator()(uint8_t* p) const { std::free(p); }
+
+uint8_t* MatmulScratch::activations(size_t bytes) {
+  if (bytes > capacity_) {
+    const size_t cap = (std::max(bytes, capacity_ + capacity_ / 2) + 63) / 64 * 64;
+    uint8_t* p = static_cast<uint8_t*>(std::aligned_alloc(64, cap));
+    FRUGAL_CHECK_MSG(p != nullptr, "MatmulScratch: out of memory");
+    buf_.reset(p);
+    capacity_ = cap;
+  }
+  return buf_.get();
+}
+
+void matmul_ref(const WeightView& w, const float* x, int64_t T, float* y) {
+  const QuantTraits& t = traits_or_die(w.type, Isa::kScalar);
+  const QuantTraits* vt = quant_traits(t.vec_dot_type, Isa::kScalar);
+  FRUGAL_CHECK(vt != nullptr && vt->from_float != nullptr);
+  std::vector<uint8_t> xq(dtype_row_bytes(t.vec_dot_type, w.K));
+  for (int64_t tok = 0; tok < T; ++tok) {
+    vt->from_float(x + tok * w.K, xq.data(), w.K);
+    for (int64_t r = 0; r < w.N; ++r) t.vec_dot(w.K, &y[tok * w.N + r], w.row(r), xq.data());
+  }
+}
+
+void matmul_cpu(ThreadPool* pool, Isa isa, const WeightView& w, const float* x, int64_t T, float* y,
+                MatmulScratch& scratch) {
+  if (T <= 0 || w.N <= 0) return;
+  const QuantTraits& t = traits_or_die(w.type, isa);
+  const int n_threads = pool != nullptr ? pool->n_threads() : 1;
+  FRUGAL_CHECK(w.K % dtype_block_size(w.type) == 0);
+
+  // 1. Activations in vec_dot_type.
+  const uint8_t* xa = reinterpret_cast<const uint8_t*>(x);
+  size_t x_row_bytes = (size_t)w.K * sizeof(float);
+  if (t.vec_dot_type != DType::F32) {
+    const QuantTraits* vt = quant_traits(t.vec_dot_type, isa);
+    FRUGAL_CHECK(vt != nullptr && vt->from_float != nullptr);
+    x_row_bytes = dtype_row_bytes(t.vec_dot_type, w.K);
+    uint8_t* buf = scratch.activations((size_t)T * x_row_bytes);
+    const int64_t bs = dtype_block_size(t.vec_dot_type), bb = dtype_block_bytes(t.vec_dot_type);
+    const int64_t blocks_per_row = w.K / bs, total = T * blocks_per_row;
+    auto convert = [&](int64_t b0, int64_t b1) {  // blocks [b0, b1) of the flattened [T, K/bs] grid
+      while (b0 < b1) {
+        const int64_t row = b0 / blocks_per_row, col = b0 % blocks_per_row;
+        const int64_t n = std::min(b1 - b0, blocks_per_row - col);
+        vt->from_float(x + row * w.K + col * bs, buf + row * x_row_bytes + col * bb, n * bs);
+        b0 += n;
+      }
+    };
+    if (n_threads > 1 && T * w.K >= kMinParallelConvert) {
+      pool->parallel_range(total, [&](int64_t b0, int64_t b1, int) { convert(b0, b1); });
+    } else {
+      convert(0, total);
+    }
+    xa = buf;
+  }
+
+  // 2. One contiguous range of weight rows per thread.
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(n_threads, w.N / kRowAlign));
+  if (parts == 1) {
+    compute_rows(t, w, xa, x_row_bytes, T, 0, w.N, y);
+    return;
+  }
+  pool->parallel_for(parts, [&](int64_t p, int) {
+    int64_t r0, r1;
+    part_rows(w.N, p, parts, &r0, &r1);
+    compute_rows(t, w, xa, x_row_bytes, T, r0, r1, y);
+  });
+}
+
+void get_rows(const WeightView& w, const int32_t* ids, int64_t T, float* out) {
+  const QuantTraits* t = quant_traits(w.type, Isa::kScalar);
+  FRUGAL_CHECK_MSG(t != nullptr && t->to_float != nullptr, "get_rows: type cannot be dequantized");
+  for (int64_t tok = 0; tok < T; ++tok) {
+    FRUGAL_CHECK_MSG(ids[tok] >= 0 && ids[tok] < w.N, "get_rows: row id out of range");
+    t->to_float(w.row(ids[tok]), out + tok * w.K, w.K);
+  }
+}
+
+}  // namespace frugal

@@ -1,0 +1,61 @@
+// Scalar reference kernels for every tensor format (internal to backend/; the public entry point is
+// quant_traits(type, Isa::kScalar)). Arithmetic follows llama.cpp's generic C code (ggml-quants.c,
+// ggml-cpu/quants.c, ggml_vec_dot_f16/bf16/f32) with one deliberate difference: the activation
+// quantizers for Q8_0/Q8_1 round half to even with id = 127/amax, as llama.cpp's x86 SIMD path does
+// (the golden logits were computed on AVX-512), so every frugal ISA produces identical activation bytes.
+//
+// Signatures match QuantTraits: to_float(src, dst, n), from_float(src, dst, n), vec_dot(n, s, x, y);
+// n is a multiple of the block size. Pointers need no alignment.
+#pragma once
+
+#include <cstdint>
+
+namespace frugal::qref {
+
+// ---- float formats (quant_ref.cpp)
+void to_float_f32(const void* src, float* dst, int64_t n);
+void to_float_f16(const void* src, float* dst, int64_t n);
+void to_float_bf16(const void* src, float* dst, int64_t n);
+void from_float_f32(const float* src, void* dst, int64_t n);
+void from_float_f16(const float* src, void* dst, int64_t n);
+void from_float_bf16(const float* src, void* dst, int64_t n);
+void vec_dot_f32(int64_t n, float* s, const void* x, const void* y);   // double accumulation
+void vec_dot_f16(int64_t n, float* s, const void* x, const void* y);   // double accumulation
+void vec_dot_bf16(int64_t n, float* s, const void* x, const void* y);  // double accumulation
+
+// ---- legacy 32-element blocks (quant_ref.cpp)
+void to_float_q4_0(const void* src, float* dst, int64_t n);
+void to_float_q4_1(const void* src, float* dst, int64_t n);
+void to_float_q5_0(const void* src, float* dst, int64_t n);
+void to_float_q5_1(const void* src, float* dst, int64_t n);
+void to_float_q8_0(const void* src, float* dst, int64_t n);
+void to_float_q8_1(const void* src, float* dst, int64_t n);
+void from_float_q4_0(const float* src, void* dst, int64_t n);  // quantize_row_q4_0_ref
+void from_float_q4_1(const float* src, void* dst, int64_t n);  // quantize_row_q4_1_ref
+void from_float_q5_0(const float* src, void* dst, int64_t n);  // quantize_row_q5_0_ref
+void from_float_q5_1(const float* src, void* dst, int64_t n);  // quantize_row_q5_1_ref
+void from_float_q8_0(const float* src, void* dst, int64_t n);  // activation quantizer (RNE)
+void from_float_q8_1(const float* src, void* dst, int64_t n);  // activation quantizer (RNE)
+void quantize_q8_0_weights(const float* src, void* dst, int64_t n);  // quantize_row_q8_0_ref (roundf)
+void vec_dot_q4_0_q8_0(int64_t n, float* s, const void* x, const void* y);
+void vec_dot_q4_1_q8_1(int64_t n, float* s, const void* x, const void* y);
+void vec_dot_q5_0_q8_0(int64_t n, float* s, const void* x, const void* y);
+void vec_dot_q5_1_q8_1(int64_t n, float* s, const void* x, const void* y);
+void vec_dot_q8_0_q8_0(int64_t n, float* s, const void* x, const void* y);
+
+// ---- K-quants (quant_ref_k.cpp: dequantization, Q8_K, dot products)
+void to_float_q4_K(const void* src, float* dst, int64_t n);
+void to_float_q5_K(const void* src, float* dst, int64_t n);
+void to_float_q6_K(const void* src, float* dst, int64_t n);
+void to_float_q8_K(const void* src, float* dst, int64_t n);
+void from_float_q8_K(const float* src, void* dst, int64_t n);  // quantize_row_q8_K_ref (bsums zeroed for 0 blocks)
+void vec_dot_q4_K_q8_K(int64_t n, float* s, const void* x, const void* y);
+void vec_dot_q5_K_q8_K(int64_t n, float* s, const void* x, const void* y);
+void vec_dot_q6_K_q8_K(int64_t n, float* s, const void* x, const void* y);
+
+// ---- K-quant weight quantizers (quant_ref_kquantize.cpp; quantize_row_q*_K_ref, no imatrix)
+void from_float_q4_K(const float* src, void* dst, int64_t n);
+void from_float_q5_K(const float* src, void* dst, int64_t n);
+void from_float_q6_K(const float* src, void* dst, int64_t n);
+
+}  // namespace frugal::qref

@@ -1,0 +1,252 @@
+// K-quant weight quantizers: the algorithm of ggml's quantize_row_q{4,5,6}_K_ref (what llama-quantize
+// does without an importance matrix), reimplemented step by step in the same float operation order.
+//
+// Q4_K/Q5_K: per 32-element sub-block a weighted least-squares fit of (scale, min) over a small grid of
+// inverse scales (fit_scale_min, ggml's make_qkx2_quants); the 8 scales and mins are then coded in 6
+// bits relative to the largest, and the codes recomputed with the rounded scales.
+// Q6_K: per 16-element group a symmetric fit (fit_symmetric, ggml's make_qx_quants with rmse_type 1),
+// group scales coded as int8 relative to the largest-magnitude one.
+#include <cmath>
+#include <cstring>
+
+#include "backend/quant_blocks.h"
+#include "backend/quant_ref.h"
+#include "base/half.h"
+
+namespace frugal::qref {
+
+namespace {
+
+constexpr float kGroupMaxEps = 1e-15f;
+
+inline int clampi(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+// Codes L[i] in [0, nmax] and (scale, min >= 0) minimizing sum w*(scale*L + min' - x)^2 with
+// min' = -min <= 0. Returns scale; *neg_min receives -min'.
+float fit_scale_min(int n, int nmax, const float* x, const float* w, uint8_t* L, float* neg_min, uint8_t* Laux,
+                    float rmin, float rdelta, int nstep) {
+  float mn = x[0], mx = x[0];
+  float sum_w = w[0];
+  float sum_x = sum_w * x[0];
+  for (int i = 1; i < n; ++i) {
+    if (x[i] < mn) mn = x[i];
+    if (x[i] > mx) mx = x[i];
+    sum_w += w[i];
+    sum_x += w[i] * x[i];
+  }
+  if (mn > 0) mn = 0;
+  if (mx == mn) {
+    for (int i = 0; i < n; ++i) L[i] = 0;
+    *neg_min = -mn;
+    return 0.f;
+  }
+  float iscale = nmax / (mx - mn);
+  float scale = 1 / iscale;
+  float best_error = 0;
+  for (int i = 0; i < n; ++i) {
+    L[i] = (uint8_t)clampi(nearest_int(iscale * (x[i] - mn)), 0, nmax);
+    const float diff = scale * L[i] + mn - x[i];
+    best_error += w[i] * (diff * diff);
+  }
+  for (int is = 0; is <= nstep; ++is) {
+    iscale = (rmin + rdelta * is + nmax) / (mx - mn);
+    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = clampi(nearest_int(iscale * (x[i] - mn)), 0, nmax);
+      Laux[i] = (uint8_t)l;
+      sum_l += w[i] * l;
+      sum_l2 += w[i] * l * l;
+      sum_xl += w[i] * l * x[i];
+    }
+    const float D = sum_w * sum_l2 - sum_l * sum_l;
+    if (D <= 0) continue;
+    float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+    float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+    if (this_min > 0) {
+      this_min = 0;
+      this_scale = sum_xl / sum_l2;
+    }
+    float cur_error = 0;
+    for (int i = 0; i < n; ++i) {
+      const float diff = this_scale * Laux[i] + this_min - x[i];
+      cur_error += w[i] * (diff * diff);
+    }
+    if (cur_error < best_error) {
+      std::memcpy(L, Laux, (size_t)n);
+      best_error = cur_error;
+      scale = this_scale;
+      mn = this_min;
+    }
+  }
+  *neg_min = -mn;
+  return scale;
+}
+
+// Symmetric codes L[i] = l + nmax, l in [-nmax, nmax-1], weights x^2; returns the scale.
+float fit_symmetric(int n, int nmax, const float* x, int8_t* L) {
+  float max = 0, amax = 0;
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[i];
+    }
+  }
+  if (amax < kGroupMaxEps) {
+    for (int i = 0; i < n; ++i) L[i] = 0;
+    return 0.f;
+  }
+  float iscale = -nmax / max;
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = clampi(nearest_int(iscale * x[i]), -nmax, nmax - 1);
+    L[i] = (int8_t)(l + nmax);
+    const float w = x[i] * x[i];
+    sumlx += w * x[i] * l;
+    suml2 += w * l * l;
+  }
+  float scale = suml2 ? sumlx / suml2 : 0.0f;
+  float best = scale * sumlx;
+  for (int is = -9; is <= 9; ++is) {
+    if (is == 0) continue;
+    iscale = -(nmax + 0.1f * is) / max;
+    sumlx = suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = clampi(nearest_int(iscale * x[i]), -nmax, nmax - 1);
+      const float w = x[i] * x[i];
+      sumlx += w * x[i] * l;
+      suml2 += w * l * l;
+    }
+    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+      for (int i = 0; i < n; ++i) L[i] = (int8_t)(nmax + clampi(nearest_int(iscale * x[i]), -nmax, nmax - 1));
+      scale = sumlx / suml2;
+      best = scale * sumlx;
+    }
+  }
+  return scale;
+}
+
+// Shared part of Q4_K / Q5_K: fits, 6-bit scale coding, final codes L[256] in [0, nmax].
+void quantize_kx_superblock(const float* x, int nmax, float rmin, float rdelta, int nstep, uint16_t* d_out,
+                            uint16_t* dmin_out, uint8_t packed[kKScaleBytes], uint8_t L[kQKK]) {
+  float scales[8], mins[8], weights[32];
+  uint8_t Laux[32];
+  float max_scale = 0, max_min = 0;
+  for (int j = 0; j < 8; ++j) {
+    const float* xs = x + 32 * j;
+    float sum_x2 = 0;
+    for (int l = 0; l < 32; ++l) sum_x2 += xs[l] * xs[l];
+    const float av_x = std::sqrt(sum_x2 / 32);
+    for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(xs[l]);
+    scales[j] = fit_scale_min(32, nmax, xs, weights, L + 32 * j, &mins[j], Laux, rmin, rdelta, nstep);
+    if (scales[j] > max_scale) max_scale = scales[j];
+    if (mins[j] > max_min) max_min = mins[j];
+  }
+  const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+  const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+  std::memset(packed, 0, kKScaleBytes);
+  for (int j = 0; j < 8; ++j) {
+    uint8_t ls = (uint8_t)nearest_int(inv_scale * scales[j]);
+    uint8_t lm = (uint8_t)nearest_int(inv_min * mins[j]);
+    ls = ls < 63 ? ls : 63;
+    lm = lm < 63 ? lm : 63;
+    if (j < 4) {
+      packed[j] = ls;
+      packed[j + 4] = lm;
+    } else {
+      packed[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
+      packed[j - 4] |= (uint8_t)((ls >> 4) << 6);
+      packed[j] |= (uint8_t)((lm >> 4) << 6);
+    }
+  }
+  *d_out = f32_to_fp16(max_scale / 63.f);
+  *dmin_out = f32_to_fp16(max_min / 63.f);
+  for (int j = 0; j < 8; ++j) {
+    uint8_t sc, m;
+    k_scale_min(j, packed, &sc, &m);
+    const float d = fp16_to_f32(*d_out) * sc;
+    if (!d) continue;
+    const float dm = fp16_to_f32(*dmin_out) * m;
+    for (int i = 0; i < 32; ++i) L[32 * j + i] = (uint8_t)clampi(nearest_int((x[32 * j + i] + dm) / d), 0, nmax);
+  }
+}
+
+}  // namespace
+
+void from_float_q4_K(const float* src, void* dst, int64_t n) {
+  BlockQ4_K* b = static_cast<BlockQ4_K*>(dst);
+  uint8_t L[kQKK];
+  for (int64_t i = 0; i < n / kQKK; ++i, src += kQKK) {
+    quantize_kx_superblock(src, 15, -1.f, 0.1f, 20, &b[i].d, &b[i].dmin, b[i].scales, L);
+    for (int c = 0; c < 4; ++c)
+      for (int l = 0; l < 32; ++l) b[i].qs[32 * c + l] = (uint8_t)(L[64 * c + l] | (L[64 * c + 32 + l] << 4));
+  }
+}
+
+void from_float_q5_K(const float* src, void* dst, int64_t n) {
+  BlockQ5_K* b = static_cast<BlockQ5_K*>(dst);
+  uint8_t L[kQKK];
+  for (int64_t i = 0; i < n / kQKK; ++i, src += kQKK) {
+    quantize_kx_superblock(src, 31, -0.5f, 0.1f, 15, &b[i].d, &b[i].dmin, b[i].scales, L);
+    std::memset(b[i].qh, 0, sizeof(b[i].qh));
+    for (int c = 0; c < 4; ++c) {
+      for (int l = 0; l < 32; ++l) {
+        int l1 = L[64 * c + l], l2 = L[64 * c + 32 + l];
+        if (l1 > 15) {
+          l1 -= 16;
+          b[i].qh[l] |= (uint8_t)(1u << (2 * c));
+        }
+        if (l2 > 15) {
+          l2 -= 16;
+          b[i].qh[l] |= (uint8_t)(2u << (2 * c));
+        }
+        b[i].qs[32 * c + l] = (uint8_t)(l1 | (l2 << 4));
+      }
+    }
+  }
+}
+
+void from_float_q6_K(const float* src, void* dst, int64_t n) {
+  BlockQ6_K* b = static_cast<BlockQ6_K*>(dst);
+  int8_t L[kQKK];
+  float scales[kQKK / 16];
+  for (int64_t i = 0; i < n / kQKK; ++i, src += kQKK) {
+    float max_scale = 0, max_abs_scale = 0;
+    for (int g = 0; g < kQKK / 16; ++g) {
+      scales[g] = fit_symmetric(16, 32, src + 16 * g, L + 16 * g);
+      if (std::fabs(scales[g]) > max_abs_scale) {
+        max_abs_scale = std::fabs(scales[g]);
+        max_scale = scales[g];
+      }
+    }
+    if (max_abs_scale < kGroupMaxEps) {
+      std::memset(&b[i], 0, sizeof(BlockQ6_K));
+      continue;
+    }
+    const float iscale = -128.f / max_scale;
+    b[i].d = f32_to_fp16(1 / iscale);
+    for (int g = 0; g < kQKK / 16; ++g) {
+      const int v = nearest_int(iscale * scales[g]);
+      b[i].scales[g] = (int8_t)(v < 127 ? v : 127);
+    }
+    for (int g = 0; g < kQKK / 16; ++g) {
+      const float d = fp16_to_f32(b[i].d) * b[i].scales[g];
+      if (!d) continue;
+      for (int l = 0; l < 16; ++l)
+        L[16 * g + l] = (int8_t)(clampi(nearest_int(src[16 * g + l] / d), -32, 31) + 32);
+    }
+    for (int h = 0; h < 2; ++h) {
+      const int8_t* Lh = L + 128 * h;
+      uint8_t* ql = b[i].ql + 64 * h;
+      uint8_t* qh = b[i].qh + 32 * h;
+      for (int l = 0; l < 32; ++l) {
+        const int q1 = Lh[l], q2 = Lh[l + 32], q3 = Lh[l + 64], q4 = Lh[l + 96];
+        ql[l] = (uint8_t)((q1 & 0xF) | ((q3 & 0xF) << 4));
+        ql[l + 32] = (uint8_t)((q2 & 0xF) | ((q4 & 0xF) << 4));
+        qh[l] = (uint8_t)((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
+      }
+    }
+  }
+}
+
+}  // namespace frugal::qref
