@@ -13,7 +13,7 @@ inline float fp16_to_f32(uint16_t h) {
   const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
   uint32_t exp = (h >> 10) & 0x1f;
   uint32_t mant = h & 0x3ff;
-  if (exp == 0x1f) return bits_to_f32(sign | 0x7f800000 | (mant << 13));  // inf / nan
+  if (exp == 0x1f) return bits_to_f32(sign | 0x7f800000 | (mant << 13) | (mant ? 0x400000u : 0u));  // inf / quiet nan
   if (exp == 0) {
     if (mant == 0) return bits_to_f32(sign);
     // subnormal: normalize
