@@ -7,10 +7,9 @@
 namespace frugal {
 
 int32_t BpeModel::find_symbol(std::string_view text) const {
-  auto it = text_to_id_->find(text);
-  if (it != text_to_id_->end() && it->second < n_vocab_) return it->second;
-  auto ex = extra_ids_.find(text);
-  return ex != extra_ids_.end() ? ex->second : -1;
+  const int32_t id = text_to_id_->find(text);
+  if (id != StringIdMap::kAbsent && id < n_vocab_) return id;
+  return extra_ids_.find(text);
 }
 
 int32_t BpeModel::symbol_id(std::string_view text, bool add) {
@@ -18,11 +17,11 @@ int32_t BpeModel::symbol_id(std::string_view text, bool add) {
   if (id >= 0 || !add) return id;
   extra_text_.emplace_back(text);
   id = n_vocab_ + static_cast<int32_t>(extra_text_.size() - 1);
-  extra_ids_.emplace(std::string_view(extra_text_.back()), id);
+  extra_ids_.insert(extra_text_.back(), id);
   return id;
 }
 
-std::unique_ptr<BpeModel> BpeModel::build(const std::unordered_map<std::string_view, int32_t>& text_to_id,
+std::unique_ptr<BpeModel> BpeModel::build(const StringIdMap& text_to_id,
                                           int32_t n_vocab, const std::vector<std::string_view>& merges) {
   std::unique_ptr<BpeModel> m(new BpeModel());
   m->text_to_id_ = &text_to_id;
@@ -39,7 +38,7 @@ std::unique_ptr<BpeModel> BpeModel::build(const std::unordered_map<std::string_v
     joined.assign(a);
     joined.append(b);
     const int32_t ir = m->symbol_id(joined, true);
-    m->rules_.emplace(key(ia, ib), Rule{static_cast<int32_t>(r), ir});
+    m->rules_.insert(key(ia, ib), Rule{static_cast<int32_t>(r), ir});
   }
   const auto& stand_in = utf8::byte_to_unicode();
   for (int b = 0; b < 256; ++b) m->byte_symbol_[b] = m->symbol_id(stand_in[b], true);
@@ -66,9 +65,9 @@ void BpeModel::encode(std::string_view piece, bool ignore_merges, Scratch& scrat
     scratch.word.clear();
     const auto& stand_in = utf8::byte_to_unicode();
     for (char c : piece) scratch.word += stand_in[static_cast<uint8_t>(c)];
-    auto it = text_to_id_->find(scratch.word);
-    if (it != text_to_id_->end()) {
-      out.push_back(it->second);
+    const int32_t id = text_to_id_->find(scratch.word);
+    if (id != StringIdMap::kAbsent) {
+      out.push_back(id);
       return;
     }
   }
@@ -81,9 +80,9 @@ void BpeModel::encode(std::string_view piece, bool ignore_merges, Scratch& scrat
   }
   auto try_add = [&](int32_t left, int32_t right) {
     if (left < 0 || right < 0) return;
-    auto it = rules_.find(key(syms[left].id, syms[right].id));
-    if (it == rules_.end()) return;
-    heap.push_back({it->second.rank, left, right, syms[left].id, syms[right].id, it->second.result});
+    const Rule* rule = rules_.find(key(syms[left].id, syms[right].id));
+    if (rule == nullptr) return;
+    heap.push_back({rule->rank, left, right, syms[left].id, syms[right].id, rule->result});
     std::push_heap(heap.begin(), heap.end(), PairAfter{});
   };
   for (int32_t i = 0; i + 1 < n; ++i) try_add(i, i + 1);
@@ -109,8 +108,8 @@ void BpeModel::encode(std::string_view piece, bool ignore_merges, Scratch& scrat
     }
     // Not a vocabulary token: llama.cpp looks up each byte of the symbol's text as a one-byte token.
     for (char c : extra_text_[id - n_vocab_]) {
-      auto it = text_to_id_->find(std::string_view(&c, 1));
-      if (it != text_to_id_->end()) out.push_back(it->second);
+      const int32_t byte_id = text_to_id_->find(std::string_view(&c, 1));
+      if (byte_id != StringIdMap::kAbsent) out.push_back(byte_id);
     }
   }
 }

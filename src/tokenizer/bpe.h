@@ -18,10 +18,9 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
-#include "base/status.h"
+#include "tokenizer/flat_map.h"
 
 namespace frugal {
 
@@ -31,7 +30,7 @@ class BpeModel {
   // "left right" strings, rank = index. `n_vocab` bounds vocabulary ids. Malformed merges (no separating
   // space) are ignored, as llama.cpp does; a duplicate rule keeps its first rank.
   // `text_to_id` must outlive the model.
-  static std::unique_ptr<BpeModel> build(const std::unordered_map<std::string_view, int32_t>& text_to_id,
+  static std::unique_ptr<BpeModel> build(const StringIdMap& text_to_id,
                                          int32_t n_vocab, const std::vector<std::string_view>& merges);
 
   // Reusable buffers for encode(); one per thread.
@@ -64,11 +63,11 @@ class BpeModel {
   int32_t symbol_id(std::string_view text, bool add);  // kNone if absent and !add
   int32_t find_symbol(std::string_view text) const;
 
-  const std::unordered_map<std::string_view, int32_t>* text_to_id_ = nullptr;
+  const StringIdMap* text_to_id_ = nullptr;
   int32_t n_vocab_ = 0;
   std::deque<std::string> extra_text_;                        // text of id n_vocab_ + i
-  std::unordered_map<std::string_view, int32_t> extra_ids_;  // views into extra_text_
-  std::unordered_map<uint64_t, Rule> rules_;
+  StringIdMap extra_ids_;                                     // views into extra_text_
+  U64Map<Rule> rules_;
   int32_t byte_symbol_[256] = {};  // symbol id of each byte's stand-in character
 };
 

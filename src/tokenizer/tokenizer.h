@@ -25,11 +25,11 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "base/status.h"
 #include "gguf/gguf_file.h"
+#include "tokenizer/flat_map.h"
 
 namespace frugal {
 
@@ -121,7 +121,7 @@ class Tokenizer {
   std::vector<std::string> tokens_;
   std::vector<float> scores_;
   std::vector<uint32_t> attrs_;
-  std::unordered_map<std::string_view, int32_t> text_to_id_;  // views into tokens_
+  StringIdMap text_to_id_;  // views into tokens_
   std::vector<std::string> pieces_;                           // token_to_piece(id, true)
   std::vector<int32_t> special_tokens_;                       // CONTROL|USER_DEFINED|UNKNOWN, longest first
   std::vector<int32_t> eog_ids_;

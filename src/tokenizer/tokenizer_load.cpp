@@ -95,7 +95,7 @@ Status Tokenizer::load_vocab(const GgufFile& f) {
     tokens_.emplace_back(texts[i].empty() ? "[EMPTY_" + std::to_string(i) + "]" : std::string(texts[i]));
   }
   text_to_id_.reserve(n);
-  for (size_t i = 0; i < n; ++i) text_to_id_.emplace(std::string_view(tokens_[i]), static_cast<int32_t>(i));
+  for (size_t i = 0; i < n; ++i) text_to_id_.insert(tokens_[i], static_cast<int32_t>(i));  // first id wins
 
   scores_.assign(n, 0.0f);
   if (const GgufValue* v = f.find("tokenizer.ggml.scores")) {
@@ -264,8 +264,7 @@ float Tokenizer::token_score(int32_t id) const {
 }
 
 int32_t Tokenizer::token_id(std::string_view text) const {
-  auto it = text_to_id_.find(text);
-  return it == text_to_id_.end() ? kNoToken : it->second;
+  return text_to_id_.find(text);  // StringIdMap::kAbsent == kNoToken
 }
 
 }  // namespace frugal
