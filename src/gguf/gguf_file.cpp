@@ -174,6 +174,14 @@ Status read_value(GgufCursor& r, const std::string& name, const std::string& ctx
   return Status::Ok();
 }
 
+// Float -> int64 truncating toward zero, saturating at the int64 range; NaN -> 0 (never UB).
+int64_t float_to_i64(double x) {
+  if (!(x == x)) return 0;
+  if (x >= 9223372036854775807.0) return INT64_MAX;
+  if (x <= -9223372036854775808.0) return INT64_MIN;
+  return (int64_t)x;
+}
+
 int64_t elem_int(GgufType t, const uint8_t* p) {
   switch (t) {
     case GgufType::UINT8: return load<uint8_t>(p);
@@ -185,8 +193,8 @@ int64_t elem_int(GgufType t, const uint8_t* p) {
     case GgufType::UINT64: return (int64_t)load<uint64_t>(p);
     case GgufType::INT64: return load<int64_t>(p);
     case GgufType::BOOL: return load<uint8_t>(p) != 0;
-    case GgufType::FLOAT32: return (int64_t)load<float>(p);
-    case GgufType::FLOAT64: return (int64_t)load<double>(p);
+    case GgufType::FLOAT32: return float_to_i64(load<float>(p));
+    case GgufType::FLOAT64: return float_to_i64(load<double>(p));
     default: FRUGAL_CHECK(false); return 0;
   }
 }
@@ -306,11 +314,11 @@ Status GgufFile::parse_kvs(GgufCursor& r, uint64_t n_kv) {
     kvs_.push_back(std::move(kv));
   }
   if (const GgufValue* a = find("general.alignment")) {
-    if (!a->is_int())
+    // Strictly UINT32, as llama.cpp reads it (a writer honoring another width would disagree with us).
+    if (a->type != GgufType::UINT32)
       return corrupt(name_ + ": general.alignment has type " + gguf_type_name(a->type) + ", expected UINT32");
-    // Any integer width is accepted; the value must be a power of two that fits a u32.
-    if (a->i <= 0 || a->u > 0xffffffffu || (a->u & (a->u - 1)) != 0)
-      return corrupt(name_ + ": general.alignment " + std::to_string(a->i) + " is not a power of two below 2^32");
+    if (a->u == 0 || (a->u & (a->u - 1)) != 0)
+      return corrupt(name_ + ": general.alignment " + std::to_string(a->u) + " is not a power of two");
     alignment_ = a->u;
   }
   return Status::Ok();

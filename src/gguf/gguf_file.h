@@ -51,7 +51,8 @@ struct GgufValue {
 
   bool is_int() const;    // any integer scalar type
   bool is_float() const;  // FLOAT32/FLOAT64
-  // Array element k converted (checks k < count and a numeric element type).
+  // Array element k converted (checks k < count and a numeric element type). array_int truncates floats
+  // toward zero, saturating at the int64 range (NaN -> 0); UINT64 above INT64_MAX wraps negative.
   int64_t array_int(uint64_t k) const;
   double array_float(uint64_t k) const;
 };

@@ -127,6 +127,8 @@ std::vector<Case> make_cases() {
   add("alignment_not_pow2", Bytes().header(0, 1).kv_u32("general.alignment", 3),
       "general.alignment 3 is not a power of two");
   add("alignment_zero", Bytes().header(0, 1).kv_u32("general.alignment", 0), "general.alignment 0 is not a power of two");
+  add("alignment_u64", Bytes().header(0, 1).str("general.alignment").u32(10).u64(32),
+      "general.alignment has type UINT64, expected UINT32");
   add("alignment_wrong_type", Bytes().header(0, 1).kv_str("general.alignment", "32"),
       "general.alignment has type STRING, expected UINT32");
 

@@ -172,7 +172,8 @@ void GgufWriter::add_tensor_lazy(const std::string& name, DType type, std::vecto
 std::vector<uint8_t> GgufWriter::encode_header(uint64_t* alignment) const {
   *alignment = kDefaultAlignment;
   for (const Kv& kv : kvs_) {
-    if (kv.key == "general.alignment" && kv.type == GgufType::UINT32) {
+    if (kv.key == "general.alignment") {
+      FRUGAL_CHECK_MSG(kv.type == GgufType::UINT32, "general.alignment must be set with set_u32");
       uint32_t a = 0;
       std::memcpy(&a, kv.payload.data(), 4);
       FRUGAL_CHECK_MSG(a != 0 && (a & (a - 1)) == 0, "general.alignment must be a power of two");

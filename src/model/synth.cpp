@@ -1,0 +1,287 @@
+#include "model/synth.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "backend/quant.h"
+#include "base/thread_pool.h"
+#include "gguf/gguf_file.h"
+#include "gguf/gguf_writer.h"
+#include "tensor/dtype.h"
+
+namespace frugal {
+
+namespace {
+
+// ---- random numbers: splitmix64 for seeding, xoshiro256** for streams, Box-Muller for normals ----
+
+uint64_t splitmix64(uint64_t& x) {
+  uint64_t z = (x += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) {
+    for (uint64_t& w : s_) w = splitmix64(seed);
+  }
+  uint64_t next() {
+    const uint64_t result = rotl(s_[1] * 5, 7) * 9;
+    const uint64_t t = s_[1] << 17;
+    s_[2] ^= s_[0];
+    s_[3] ^= s_[1];
+    s_[1] ^= s_[2];
+    s_[0] ^= s_[3];
+    s_[2] ^= t;
+    s_[3] = rotl(s_[3], 45);
+    return result;
+  }
+  // Uniform in (0, 1]: never 0, so log() below is finite.
+  double uniform() { return (double)((next() >> 11) + 1) * 0x1.0p-53; }
+
+ private:
+  static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+  uint64_t s_[4];
+};
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
+  return h;
+}
+
+enum class Fill { kNormal, kOnes, kJitter };
+
+// Row r of a tensor: n values from a stream seeded by (tensor seed, r) only.
+void fill_row(uint64_t tensor_seed, int64_t r, Fill fill, float std, float* out, int64_t n) {
+  uint64_t s = tensor_seed ^ ((uint64_t)r * 0xd1b54a32d192ed03ull);
+  Rng rng(splitmix64(s));
+  if (fill == Fill::kOnes) {
+    for (int64_t i = 0; i < n; ++i) out[i] = 1.f;
+  } else if (fill == Fill::kJitter) {
+    for (int64_t i = 0; i < n; ++i) out[i] = (float)(0.8 + 0.4 * rng.uniform());
+  } else {
+    for (int64_t i = 0; i < n; i += 2) {
+      const double rad = std::sqrt(-2.0 * std::log(rng.uniform()));
+      const double ang = 6.283185307179586 * rng.uniform();
+      out[i] = (float)(std * rad * std::cos(ang));
+      if (i + 1 < n) out[i + 1] = (float)(std * rad * std::sin(ang));
+    }
+  }
+}
+
+// ---- weight types ----
+
+struct TypePlan {
+  bool mixture = false;
+  DType base = DType::F32;     // every 2-D tensor (plain) or the bulk type (mixture)
+  uint32_t file_type = 0;      // general.file_type (llama_ftype)
+};
+
+StatusOr<TypePlan> parse_weight_type(const std::string& name) {
+  struct Entry { const char* name; DType type; bool mixture; uint32_t ftype; };
+  static const Entry kEntries[] = {
+      {"F32", DType::F32, false, 0},    {"F16", DType::F16, false, 1},    {"BF16", DType::BF16, false, 32},
+      {"Q8_0", DType::Q8_0, false, 7},  {"Q4_0", DType::Q4_0, false, 2},  {"Q4_1", DType::Q4_1, false, 3},
+      {"Q5_0", DType::Q5_0, false, 8},  {"Q5_1", DType::Q5_1, false, 9},  {"Q4_K", DType::Q4_K, false, 14},
+      {"Q5_K", DType::Q5_K, false, 16}, {"Q6_K", DType::Q6_K, false, 18}, {"Q4_K_M", DType::Q4_K, true, 15},
+      {"Q5_K_M", DType::Q5_K, true, 17},
+  };
+  std::string up;
+  for (char c : name) up += (char)std::toupper((unsigned char)c);
+  std::string all;
+  for (const Entry& e : kEntries) {
+    if (up == e.name) return TypePlan{e.mixture, e.type, e.ftype};
+    all += std::string(all.empty() ? "" : " ") + e.name;
+  }
+  return invalid_argument("synth: unknown weight_type '" + name + "' (one of " + all + ")");
+}
+
+// llama-quantize's use_more_bits(): the layers that get Q6_K attn_v / ffn_down in *_K_M.
+bool use_more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+// Falls back while `ne0` is not a multiple of the block size.
+DType fit_row(DType t, int64_t ne0) {
+  while (ne0 % dtype_block_size(t) != 0) {
+    switch (t) {
+      case DType::Q4_K: t = DType::Q5_0; break;
+      case DType::Q5_K: t = DType::Q5_1; break;
+      case DType::Q6_K: t = DType::Q8_0; break;
+      default: return DType::F16;
+    }
+  }
+  return t;
+}
+
+// kind: "output" (output.weight, or token_embd when tied), "attn_v", "ffn_down", or "" (other 2-D).
+DType choose_type(const TypePlan& plan, const std::string& kind, int layer, int n_layer, int64_t ne0) {
+  DType t = plan.base;
+  if (plan.mixture) {
+    if (kind == "output") t = DType::Q6_K;
+    if ((kind == "attn_v" || kind == "ffn_down") && use_more_bits(layer, n_layer)) t = DType::Q6_K;
+  }
+  return fit_row(t, ne0);
+}
+
+// ---- vocabulary ----
+
+// <unk> <s> </s>, <0x00>..<0xFF>, then distinct lowercase pieces (alternately with the SPM space mark).
+void add_synthetic_vocab(GgufWriter& w, int n_vocab) {
+  std::vector<std::string> tokens = {"<unk>", "<s>", "</s>"};
+  std::vector<int32_t> types = {2, 3, 3};
+  std::vector<float> scores = {0.f, 0.f, 0.f};
+  for (int b = 0; b < 256; ++b) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "<0x%02X>", b);
+    tokens.push_back(buf);
+    types.push_back(6);
+    scores.push_back(0.f);
+  }
+  for (int k = 0; (int)tokens.size() < n_vocab; ++k) {
+    std::string piece;
+    for (int v = k / 2 + 1; v > 0; v = (v - 1) / 26) piece.insert(piece.begin(), (char)('a' + (v - 1) % 26));
+    tokens.push_back(k % 2 == 0 ? "\xe2\x96\x81" + piece : piece);  // U+2581 marks a leading space
+    types.push_back(1);
+    scores.push_back(-(float)(k + 1));
+  }
+  w.set_string("tokenizer.ggml.model", "llama");
+  w.set_string("tokenizer.ggml.pre", "default");
+  w.set_string_array("tokenizer.ggml.tokens", tokens);
+  w.set_f32_array("tokenizer.ggml.scores", scores);
+  w.set_i32_array("tokenizer.ggml.token_type", types);
+  w.set_u32("tokenizer.ggml.bos_token_id", 1);
+  w.set_u32("tokenizer.ggml.eos_token_id", 2);
+  w.set_u32("tokenizer.ggml.unknown_token_id", 0);
+  w.set_bool("tokenizer.ggml.add_bos_token", true);
+  w.set_bool("tokenizer.ggml.add_eos_token", false);
+}
+
+constexpr int kSyntheticVocabMin = 3 + 256;
+
+Status validate(const SynthSpec& s) {
+  auto bad = [](const std::string& m) { return invalid_argument("synth: " + m); };
+  if (s.arch != "llama" && s.arch != "qwen2") return bad("unknown arch '" + s.arch + "' (llama, qwen2)");
+  if (s.n_embd <= 0 || s.n_layer <= 0 || s.n_head <= 0 || s.n_head_kv <= 0 || s.n_ff <= 0 || s.n_ctx <= 0 ||
+      s.n_vocab < 0)
+    return bad("n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx must be positive and n_vocab >= 0");
+  if (s.n_embd % s.n_head != 0)
+    return bad("n_embd " + std::to_string(s.n_embd) + " is not a multiple of n_head " + std::to_string(s.n_head));
+  if (s.n_head % s.n_head_kv != 0)
+    return bad("n_head " + std::to_string(s.n_head) + " is not a multiple of n_head_kv " +
+               std::to_string(s.n_head_kv));
+  if ((s.n_embd / s.n_head) % 2 != 0) return bad("head dim " + std::to_string(s.n_embd / s.n_head) + " must be even");
+  if (!(s.weight_std >= 0.f) || !std::isfinite(s.weight_std)) return bad("weight_std must be finite and >= 0");
+  return Status::Ok();
+}
+
+// Adds one lazily generated tensor. ne in ggml order; rows are generated in parallel on `pool`.
+void add_random_tensor(GgufWriter& w, ThreadPool* pool, uint64_t seed, const std::string& name, DType type,
+                       std::vector<int64_t> ne, Fill fill, float std) {
+  const uint64_t tensor_seed = fnv1a(name) ^ (seed * 0x9e3779b97f4a7c15ull);
+  const int64_t ne0 = ne[0];
+  int64_t n_rows = 1;
+  for (size_t d = 1; d < ne.size(); ++d) n_rows *= ne[d];
+  const size_t row_bytes = dtype_row_bytes(type, ne0);
+  w.add_tensor_lazy(name, type, std::move(ne), [=](uint8_t* dst) {
+    pool->parallel_range(n_rows, [&](int64_t r0, int64_t r1, int) {
+      std::vector<float> row((size_t)ne0);
+      for (int64_t r = r0; r < r1; ++r) {
+        fill_row(tensor_seed, r, fill, std, row.data(), ne0);
+        if (type == DType::F32) {
+          std::memcpy(dst + (size_t)r * row_bytes, row.data(), row_bytes);
+        } else {
+          quantize_row_weights(type, row.data(), dst + (size_t)r * row_bytes, ne0);
+        }
+      }
+    });
+  });
+}
+
+}  // namespace
+
+Status write_synth_model(const SynthSpec& spec, const std::string& path) {
+  FRUGAL_RETURN_IF_ERROR(validate(spec));
+  FRUGAL_ASSIGN_OR_RETURN(TypePlan plan, parse_weight_type(spec.weight_type));
+  GgufWriter w;
+  const std::string a = spec.arch + ".";
+  const int head_dim = spec.n_embd / spec.n_head;
+  w.set_string("general.architecture", spec.arch);
+  w.set_string("general.name", "synth-" + spec.arch + "-" + spec.weight_type);
+  w.set_u32("general.file_type", plan.file_type);
+  w.set_u32("general.quantization_version", 2);
+
+  int n_vocab = spec.n_vocab;
+  if (!spec.vocab_from.empty()) {
+    FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> vocab, GgufFile::open(spec.vocab_from));
+    FRUGAL_ASSIGN_OR_RETURN(std::vector<std::string_view> tokens, vocab->get_string_array("tokenizer.ggml.tokens"));
+    if (n_vocab == 0) n_vocab = (int)tokens.size();
+    if (n_vocab != (int)tokens.size()) {
+      return invalid_argument("synth: n_vocab " + std::to_string(n_vocab) + " differs from the " +
+                              std::to_string(tokens.size()) + " tokens of " + spec.vocab_from);
+    }
+    w.copy_kvs(*vocab, "tokenizer.");
+  } else {
+    if (n_vocab == 0) n_vocab = kSyntheticVocabMin;
+    if (n_vocab < kSyntheticVocabMin) {
+      return invalid_argument("synth: n_vocab " + std::to_string(n_vocab) +
+                              " is too small for the synthetic byte vocabulary (at least 259)");
+    }
+    add_synthetic_vocab(w, n_vocab);
+  }
+
+  w.set_u32(a + "vocab_size", (uint32_t)n_vocab);
+  w.set_u32(a + "context_length", (uint32_t)spec.n_ctx);
+  w.set_u32(a + "embedding_length", (uint32_t)spec.n_embd);
+  w.set_u32(a + "block_count", (uint32_t)spec.n_layer);
+  w.set_u32(a + "feed_forward_length", (uint32_t)spec.n_ff);
+  w.set_u32(a + "attention.head_count", (uint32_t)spec.n_head);
+  w.set_u32(a + "attention.head_count_kv", (uint32_t)spec.n_head_kv);
+  w.set_f32(a + "rope.freq_base", spec.rope_base);
+  w.set_f32(a + "attention.layer_norm_rms_epsilon", spec.rms_eps);
+  w.set_u32(a + "rope.dimension_count", (uint32_t)head_dim);
+
+  const int n_threads = spec.n_threads > 0 ? spec.n_threads : (int)std::max(1u, std::thread::hardware_concurrency());
+  ThreadPool pool(n_threads);
+  const int64_t E = spec.n_embd, F = spec.n_ff, V = n_vocab, Egqa = (int64_t)head_dim * spec.n_head_kv;
+  const Fill norm = spec.norm_jitter ? Fill::kJitter : Fill::kOnes;
+  const float sd = spec.weight_std;
+  auto matrix = [&](const std::string& name, const std::string& kind, int layer, int64_t ne0, int64_t ne1) {
+    add_random_tensor(w, &pool, spec.seed, name, choose_type(plan, kind, layer, spec.n_layer, ne0), {ne0, ne1},
+                      Fill::kNormal, sd);
+  };
+  auto vec1d = [&](const std::string& name, int64_t n, Fill fill) {
+    add_random_tensor(w, &pool, spec.seed, name, DType::F32, {n}, fill, sd);
+  };
+
+  matrix("token_embd.weight", spec.tied_output ? "output" : "", -1, E, V);
+  for (int i = 0; i < spec.n_layer; ++i) {
+    const std::string p = "blk." + std::to_string(i) + ".";
+    vec1d(p + "attn_norm.weight", E, norm);
+    matrix(p + "attn_q.weight", "", i, E, E);
+    matrix(p + "attn_k.weight", "", i, E, Egqa);
+    matrix(p + "attn_v.weight", "attn_v", i, E, Egqa);
+    if (spec.arch == "qwen2") {
+      vec1d(p + "attn_q.bias", E, Fill::kNormal);
+      vec1d(p + "attn_k.bias", Egqa, Fill::kNormal);
+      vec1d(p + "attn_v.bias", Egqa, Fill::kNormal);
+    }
+    matrix(p + "attn_output.weight", "", i, E, E);
+    vec1d(p + "ffn_norm.weight", E, norm);
+    matrix(p + "ffn_gate.weight", "", i, E, F);
+    matrix(p + "ffn_up.weight", "", i, E, F);
+    matrix(p + "ffn_down.weight", "ffn_down", i, F, E);
+  }
+  vec1d("output_norm.weight", E, norm);
+  if (!spec.tied_output) matrix("output.weight", "output", -1, E, V);
+  return w.write(path);
+}
+
+}  // namespace frugal
