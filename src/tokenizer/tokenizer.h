@@ -65,7 +65,8 @@ class Tokenizer {
   std::vector<int32_t> encode(std::string_view text, bool add_special, bool parse_special) const;
 
   // Bytes that token `id` contributes to text (SPM: U+2581 -> ' ', <0xAB> -> byte 0xAB; BPE: byte-level
-  // decode). CONTROL/UNKNOWN tokens render as "" unless render_special; UNUSED tokens always render as "".
+  // decode). CONTROL/UNKNOWN tokens render as "" unless render_special; tokens typed UNUSED or UNDEFINED
+  // render as "".
   // `id` must be in [0, n_vocab()).
   std::string token_to_piece(int32_t id, bool render_special = false) const;
 

@@ -263,6 +263,8 @@ float Tokenizer::token_score(int32_t id) const {
   return scores_[id];
 }
 
+static_assert(Tokenizer::kNoToken == StringIdMap::kAbsent);
+
 int32_t Tokenizer::token_id(std::string_view text) const {
   return text_to_id_.find(text);  // StringIdMap::kAbsent == kNoToken
 }
