@@ -18,6 +18,7 @@ constexpr uint64_t kMaxStringBytes = 1ull << 30;
 constexpr uint64_t kMaxArrayCount = 1ull << 30;
 constexpr uint64_t kMaxTensorName = 64;  // names must be shorter than this (GGML_MAX_NAME)
 constexpr int kMaxDims = 4;
+constexpr uint64_t kReserveCap = 4096;  // up-front reservation limit for counts read from the file
 // Smallest possible records: a KV with an empty key and a one-byte value; a tensor info with an
 // empty name and one dimension.
 constexpr uint64_t kMinKvBytes = 8 + 4 + 1;
@@ -300,7 +301,7 @@ Status GgufFile::parse_header(uint64_t* n_tensors, uint64_t* n_kv) {
 }
 
 Status GgufFile::parse_kvs(GgufCursor& r, uint64_t n_kv) {
-  kvs_.reserve(n_kv);
+  kvs_.reserve(std::min<uint64_t>(n_kv, kReserveCap));
   std::unordered_set<std::string_view> seen;
   for (uint64_t k = 0; k < n_kv; ++k) {
     std::string ctx = "key #" + std::to_string(k);
@@ -406,9 +407,10 @@ Status GgufFile::parse() {
   GgufCursor r(name_, data_, size_);
   r.seek(kHeaderBytes);
   FRUGAL_RETURN_IF_ERROR(parse_kvs(r, n_kv));
-  tensors_.resize(n_tensors);
-  tensor_index_.reserve(n_tensors);
+  // Records are appended as parsed, so memory grows with what the file really holds, not its counts.
+  tensors_.reserve(std::min<uint64_t>(n_tensors, kReserveCap));
   for (uint64_t k = 0; k < n_tensors; ++k) {
+    tensors_.emplace_back();
     FRUGAL_RETURN_IF_ERROR(parse_tensor_info(r, k, &tensors_[k]));
     if (!tensor_index_.emplace(tensors_[k].name, k).second)
       return corrupt(name_ + ": duplicate tensor name " + quoted(tensors_[k].name));

@@ -87,6 +87,7 @@ std::vector<Case> make_cases() {
 
   // Header.
   add("bad_magic", Bytes().raw("GGUG").u32(3).u64(0).u64(0), "bad magic 0x47554747, not a GGUF file");
+  add("empty", Bytes(), "truncated header: need 24 bytes, file has 0");
   add("truncated_in_magic", Bytes().raw("GG"), "truncated header: need 24 bytes, file has 2");
   add("truncated_header", Bytes().raw("GGUF").u32(3).u8(0).u8(0), "truncated header: need 24 bytes, file has 10");
   add("version1", Bytes().header(0, 0, 1), "unsupported GGUF version 1");

@@ -19,7 +19,7 @@ namespace frugal {
 
 namespace {
 
-// ---- random numbers: splitmix64 for seeding, xoshiro256** for streams, Box-Muller for normals ----
+// ---- random numbers: splitmix64 for seeding, xoshiro256** for streams, a ziggurat for normals ----
 
 uint64_t splitmix64(uint64_t& x) {
   uint64_t z = (x += 0x9e3779b97f4a7c15ull);
@@ -52,6 +52,62 @@ class Rng {
   uint64_t s_[4];
 };
 
+// Standard normal samples by Marsaglia & Tsang's ziggurat (128 layers): one 64-bit draw and a compare
+// for ~99% of samples, about 10x cheaper than Box-Muller's log/sqrt/sin/cos. The low 7 bits of a draw
+// pick the layer and the high 32 bits (signed) the position, so the two are independent.
+class Ziggurat {
+ public:
+  Ziggurat() {
+    const double m = 2147483648.0;  // 2^31
+    double dn = kR, tn = kR;
+    const double q = kV / std::exp(-0.5 * dn * dn);
+    k_[0] = (uint32_t)((dn / q) * m);
+    k_[1] = 0;
+    w_[0] = q / m;
+    w_[127] = dn / m;
+    f_[0] = 1.0;
+    f_[127] = std::exp(-0.5 * dn * dn);
+    for (int i = 126; i >= 1; --i) {
+      dn = std::sqrt(-2.0 * std::log(kV / dn + std::exp(-0.5 * dn * dn)));
+      k_[i + 1] = (uint32_t)((dn / tn) * m);
+      tn = dn;
+      f_[i] = std::exp(-0.5 * dn * dn);
+      w_[i] = dn / m;
+    }
+  }
+
+  double sample(Rng& rng) const {
+    for (;;) {
+      const uint64_t u = rng.next();
+      const int i = (int)(u & 127);
+      const int32_t h = (int32_t)(uint32_t)(u >> 32);
+      const double x = h * w_[i];
+      const uint32_t mag = h < 0 ? (uint32_t)(-(int64_t)h) : (uint32_t)h;
+      if (mag < k_[i]) return x;  // inside the layer's rectangle
+      if (i == 0) {               // the tail beyond kR
+        double a, b;
+        do {
+          a = -std::log(rng.uniform()) / kR;
+          b = -std::log(rng.uniform());
+        } while (b + b < a * a);
+        return h > 0 ? kR + a : -kR - a;
+      }
+      if (f_[i] + rng.uniform() * (f_[i - 1] - f_[i]) < std::exp(-0.5 * x * x)) return x;  // wedge
+    }
+  }
+
+ private:
+  static constexpr double kR = 3.442619855899;        // start of the tail
+  static constexpr double kV = 9.91256303526217e-3;   // area of each layer
+  uint32_t k_[128];
+  double w_[128], f_[128];
+};
+
+const Ziggurat& ziggurat() {
+  static const Ziggurat z;
+  return z;
+}
+
 uint64_t fnv1a(const std::string& s) {
   uint64_t h = 0xcbf29ce484222325ull;
   for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
@@ -69,12 +125,8 @@ void fill_row(uint64_t tensor_seed, int64_t r, Fill fill, float std, float* out,
   } else if (fill == Fill::kJitter) {
     for (int64_t i = 0; i < n; ++i) out[i] = (float)(0.8 + 0.4 * rng.uniform());
   } else {
-    for (int64_t i = 0; i < n; i += 2) {
-      const double rad = std::sqrt(-2.0 * std::log(rng.uniform()));
-      const double ang = 6.283185307179586 * rng.uniform();
-      out[i] = (float)(std * rad * std::cos(ang));
-      if (i + 1 < n) out[i + 1] = (float)(std * rad * std::sin(ang));
-    }
+    const Ziggurat& z = ziggurat();
+    for (int64_t i = 0; i < n; ++i) out[i] = (float)(std * z.sample(rng));
   }
 }
 

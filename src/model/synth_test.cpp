@@ -115,6 +115,12 @@ TEST(Synth, LlamaHasConverterKeysAndTensors) {
   const double mean = sum / q.size(), sd = std::sqrt(sum2 / q.size() - mean * mean);
   EXPECT_LT(std::fabs(mean), 0.002);
   EXPECT_NEAR(sd, 0.02, 0.001);
+  // Shape of the distribution: P(|x| < sd) = 0.683, P(|x| > 2 sd) = 0.0455 for a normal.
+  const std::vector<float> e = dequantize(*f.tensor("token_embd.weight"));
+  double in1 = 0, out2 = 0;
+  for (float x : e) in1 += std::fabs(x) < 0.02f, out2 += std::fabs(x) > 0.04f;
+  EXPECT_NEAR(in1 / e.size(), 0.6827, 0.015);
+  EXPECT_NEAR(out2 / e.size(), 0.0455, 0.006);
   // Distinct tensors get distinct values.
   EXPECT_NE(dequantize(*f.tensor("blk.0.ffn_gate.weight")), q);
 
