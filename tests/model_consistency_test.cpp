@@ -13,6 +13,7 @@
 
 #include "backend/backend.h"
 #include "base/thread_pool.h"
+#include "gguf/gguf_writer.h"
 #include "model/model.h"
 #include "model/synth.h"
 
@@ -134,10 +135,13 @@ TEST_P(ConsistencyTest, IsaPathsMatchReference) {
   EXPECT_EQ(run(*ref, 3), expect);
 }
 
+// F16 rounding of K/V is amplified by these random nets, more so when it flips a Q8 activation
+// rounding downstream (quantized types): budgets measured with 3x-5x margin.
 TEST_P(ConsistencyTest, F16KvCacheIsClose) {
   ThreadPool pool(2);
   auto be = make_cpu_backend(&pool, detect_isa());
-  EXPECT_LE(nmse(run(*be, 64, DType::F16), run(*be, 64, DType::F32)), 1e-4);
+  const double budget = GetParam().ref_budget < 1e-5 ? 1e-4 : 3e-3;
+  EXPECT_LE(nmse(run(*be, 64, DType::F16), run(*be, 64, DType::F32)), budget);
 }
 
 INSTANTIATE_TEST_SUITE_P(Synth, ConsistencyTest, ::testing::ValuesIn(cases()),
