@@ -1,0 +1,171 @@
+#include "cli_common.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+namespace frugal::cli {
+
+int default_threads() {
+  const unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : (int)n;
+}
+
+StatusOr<std::vector<int64_t>> parse_int_list(const std::string& option, const std::string& text, int64_t min_value) {
+  std::vector<int64_t> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    item.erase(std::remove_if(item.begin(), item.end(), [](unsigned char c) { return std::isspace(c); }), item.end());
+    size_t used = 0;
+    int64_t v = 0;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (item.empty() || used != item.size()) {
+      return invalid_argument(option + ": '" + item + "' is not an integer (expected a list like 1,2,4)");
+    }
+    if (v < min_value) return invalid_argument(option + ": " + item + " is below " + std::to_string(min_value));
+    out.push_back(v);
+  }
+  if (out.empty()) return invalid_argument(option + ": empty list");
+  return out;
+}
+
+StatusOr<Isa> parse_isa(const std::string& name) {
+  Isa isa;
+  if (name == "auto") return detect_isa();
+  if (name == "scalar") {
+    isa = Isa::kScalar;
+  } else if (name == "avx2") {
+    isa = Isa::kAvx2;
+  } else if (name == "avx512") {
+    isa = Isa::kAvx512;
+  } else {
+    return invalid_argument("--isa: unknown ISA '" + name + "' (expected scalar, avx2, avx512 or auto)");
+  }
+  if (!isa_supported(isa)) {
+    return unsupported(std::string("--isa: this CPU cannot run ") + isa_name(isa) + " code (it has: " +
+                       cpu_features_string() + ")");
+  }
+  return isa;
+}
+
+StatusOr<DType> parse_kv_type(const std::string& name) {
+  std::string n = name;
+  for (char& c : n) c = (char)std::tolower((unsigned char)c);
+  if (n == "f32") return DType::F32;
+  if (n == "f16") return DType::F16;
+  return invalid_argument("--kv-type: unknown KV cache type '" + name + "' (expected f32 or f16)");
+}
+
+StatusOr<Runtime> make_runtime(int n_threads, const std::string& isa_name) {
+  if (n_threads <= 0) n_threads = default_threads();
+  if (n_threads > 1024) return invalid_argument("-t: " + std::to_string(n_threads) + " threads is too many");
+  FRUGAL_ASSIGN_OR_RETURN(Isa isa, parse_isa(isa_name));
+  Runtime rt;
+  rt.pool = std::make_unique<ThreadPool>(n_threads);
+  rt.backend = make_cpu_backend(rt.pool.get(), isa);
+  rt.isa = isa;
+  rt.n_threads = n_threads;
+  return rt;
+}
+
+StatusOr<std::string> read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return not_found(path + ": cannot open file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return io_error(path + ": read error");
+  return ss.str();
+}
+
+uint64_t tensor_bytes(const GgufFile& f) {
+  uint64_t n = 0;
+  for (const GgufTensorInfo& t : f.tensors()) n += t.nbytes;
+  return n;
+}
+
+uint64_t tensor_elements(const GgufFile& f) {
+  uint64_t n = 0;
+  for (const GgufTensorInfo& t : f.tensors()) n += (uint64_t)t.n_elements();
+  return n;
+}
+
+std::string file_type_name(const GgufFile& f) {
+  static const std::map<int64_t, const char*> kNames = {
+      {0, "all F32"}, {1, "F16"}, {2, "Q4_0"}, {3, "Q4_1"}, {7, "Q8_0"}, {8, "Q5_0"}, {9, "Q5_1"},
+      {10, "Q2_K - Medium"}, {11, "Q3_K - Small"}, {12, "Q3_K - Medium"}, {13, "Q3_K - Large"},
+      {14, "Q4_K - Small"}, {15, "Q4_K - Medium"}, {16, "Q5_K - Small"}, {17, "Q5_K - Medium"}, {18, "Q6_K"},
+      {21, "Q2_K - Small"}, {30, "IQ4_XS"}, {32, "BF16"}, {38, "MXFP4"}};
+  const GgufValue* v = f.find("general.file_type");
+  if (v != nullptr && v->is_int()) {
+    auto it = kNames.find(v->i);
+    if (it != kNames.end()) return it->second;
+  }
+  std::map<DType, uint64_t> bytes;
+  for (const GgufTensorInfo& t : f.tensors()) bytes[t.type] += t.nbytes;
+  if (bytes.empty()) return "no tensors";
+  auto best = std::max_element(bytes.begin(), bytes.end(), [](auto& a, auto& b) { return a.second < b.second; });
+  return dtype_name(best->first);
+}
+
+std::string model_description(const GgufFile& f, uint64_t n_params) {
+  auto arch = f.get_string("general.architecture", "?");
+  std::string size;
+  char buf[32];
+  if (n_params < 1000000) {
+    std::snprintf(buf, sizeof(buf), "%.0fK", (double)n_params / 1e3);
+  } else if (n_params < 1000000000) {
+    std::snprintf(buf, sizeof(buf), "%.0fM", (double)n_params / 1e6);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%.1fB", (double)n_params / 1e9);
+  }
+  size = buf;
+  return (arch.ok() ? arch.value() : std::string("?")) + " " + size + " " + file_type_name(f);
+}
+
+std::string format_bytes(uint64_t bytes) {
+  char buf[32];
+  if (bytes < (1ull << 30)) {
+    std::snprintf(buf, sizeof(buf), "%.2f MiB", (double)bytes / (1 << 20));
+  } else {
+    std::snprintf(buf, sizeof(buf), "%.2f GiB", (double)bytes / (1 << 30));
+  }
+  return buf;
+}
+
+std::string format_count(uint64_t n) {
+  char buf[32];
+  if (n < 1000000) {
+    std::snprintf(buf, sizeof(buf), "%.2f K", (double)n / 1e3);
+  } else if (n < 1000000000) {
+    std::snprintf(buf, sizeof(buf), "%.2f M", (double)n / 1e6);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%.2f B", (double)n / 1e9);
+  }
+  return buf;
+}
+
+std::string cpu_model_name() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      const size_t colon = line.find(':');
+      if (colon != std::string::npos) {
+        size_t b = line.find_first_not_of(" \t", colon + 1);
+        return b == std::string::npos ? "unknown CPU" : line.substr(b);
+      }
+    }
+  }
+  return "unknown CPU";
+}
+
+}  // namespace frugal::cli

@@ -1,0 +1,75 @@
+// Helpers shared by the `frugal` subcommands: the command registry, option parsing (lists, ISA, KV
+// type), the CPU runtime (thread pool + backend), model descriptions and number formatting.
+// Everything that can fail because of user input returns a Status; main() prints it and exits 1.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "base/status.h"
+#include "base/thread_pool.h"
+#include "gguf/gguf_file.h"
+#include "tensor/dtype.h"
+
+namespace frugal::cli {
+
+// One subcommand: its CLI11 app (options bound to state the closure owns) and what runs when it is
+// the parsed one.
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<Status()> run;
+};
+
+Command add_run_command(CLI::App& root);
+Command add_bench_command(CLI::App& root);
+Command add_inspect_command(CLI::App& root);
+Command add_tokenize_command(CLI::App& root);
+Command add_logits_command(CLI::App& root);
+Command add_synth_command(CLI::App& root);
+
+// Threads when -t is not given: the number of logical cores.
+int default_threads();
+
+// "1,2,8" -> {1, 2, 8}. Errors name the option and the bad item; every item must be >= min_value.
+StatusOr<std::vector<int64_t>> parse_int_list(const std::string& option, const std::string& text, int64_t min_value);
+
+// "scalar" | "avx2" | "avx512" | "auto" (best this CPU supports). Error if the CPU cannot run it.
+StatusOr<Isa> parse_isa(const std::string& name);
+// "f32" | "f16" (case-insensitive).
+StatusOr<DType> parse_kv_type(const std::string& name);
+
+// A thread pool and the CPU backend on it. Move-only; the backend borrows the pool.
+struct Runtime {
+  std::unique_ptr<ThreadPool> pool;
+  std::unique_ptr<Backend> backend;
+  Isa isa = Isa::kScalar;
+  int n_threads = 1;
+};
+StatusOr<Runtime> make_runtime(int n_threads, const std::string& isa_name);
+
+// Whole file into a string (prompt files). Errors name the path.
+StatusOr<std::string> read_text_file(const std::string& path);
+
+// Sum of the bytes of every tensor of the file (llama-bench's "model_size").
+uint64_t tensor_bytes(const GgufFile& f);
+// Parameter count: sum of the elements of every tensor.
+uint64_t tensor_elements(const GgufFile& f);
+// The file's quantization mixture: general.file_type's name (e.g. "Q4_K - Medium") when present, else
+// the type holding most bytes.
+std::string file_type_name(const GgufFile& f);
+// llama.cpp-style one-line description: "<arch> <size> <file type>", e.g. "llama 260K F32".
+std::string model_description(const GgufFile& f, uint64_t n_params);
+
+// "12.34 MiB" / "1.20 GiB"; "260.42 K" / "6.74 B" style counts.
+std::string format_bytes(uint64_t bytes);
+std::string format_count(uint64_t n);
+// The CPU's model name from /proc/cpuinfo ("unknown CPU" if unavailable).
+std::string cpu_model_name();
+
+}  // namespace frugal::cli

@@ -1,0 +1,215 @@
+// frugal bench: llama-bench's pp/tg tests.
+//
+//   pp<N>: one prefill of N random tokens into an empty KV cache, in forwards of n_batch tokens.
+//   tg<N>: N single-token decode steps starting from an empty KV cache.
+// Each test runs once as a warm-up (pp: the whole prompt; tg: one step, like llama-bench), then -r timed
+// repetitions; t/s = tokens / seconds per repetition, reported as mean ± sample standard deviation.
+// Output: a markdown table (llama-bench's columns) or a JSON array with llama-bench's field names.
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <memory>
+
+#include "base/timer.h"
+#include "cli_common.h"
+#include "engine/generator.h"
+#include "model/model.h"
+#include "sample/sampler.h"
+
+namespace frugal::cli {
+
+namespace {
+
+struct BenchOptions {
+  std::vector<std::string> models;
+  std::string n_prompt = "512";
+  std::string n_gen = "128";
+  std::string threads;
+  int reps = 5;
+  std::string output = "md";
+  std::string kv_type = "f16";
+  std::string isa = "auto";
+  int64_t n_batch = 512;
+  bool no_warmup = false;
+};
+
+struct TestResult {
+  std::string model_filename, model_type, isa, kv_type, test_time;
+  uint64_t model_size = 0, n_params = 0;
+  int n_threads = 0;
+  int64_t n_prompt = 0, n_gen = 0, n_batch = 0;
+  std::vector<uint64_t> samples_ns;
+
+  int64_t n_tokens() const { return n_prompt + n_gen; }
+  std::vector<double> samples_ts() const {
+    std::vector<double> ts;
+    for (uint64_t ns : samples_ns) ts.push_back(ns > 0 ? (double)n_tokens() * 1e9 / (double)ns : 0.0);
+    return ts;
+  }
+};
+
+double mean(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0 : s / (double)v.size();
+}
+
+// Sample standard deviation (n - 1), 0 for fewer than two samples, as llama-bench.
+double stddev(const std::vector<double>& v) {
+  if (v.size() < 2) return 0;
+  const double m = mean(v);
+  double s = 0;
+  for (double x : v) s += (x - m) * (x - m);
+  return std::sqrt(s / (double)(v.size() - 1));
+}
+
+std::vector<double> to_double(const std::vector<uint64_t>& v) { return std::vector<double>(v.begin(), v.end()); }
+
+std::string utc_now_iso8601() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// One timed run of a test on an empty cache; returns nanoseconds.
+StatusOr<uint64_t> time_once(Model& model, Backend& backend, KvCache& kv, const std::vector<int32_t>& tokens,
+                             int64_t n_prompt, int64_t n_gen, int64_t n_batch, std::vector<float>& logits) {
+  kv.clear();
+  const double t0 = now_seconds();
+  if (n_prompt > 0) FRUGAL_RETURN_IF_ERROR(forward_chunked(model, backend, kv, tokens.data(), n_prompt, n_batch, logits.data()));
+  for (int64_t i = 0; i < n_gen; ++i) {
+    FRUGAL_RETURN_IF_ERROR(forward_chunked(model, backend, kv, &tokens[(size_t)i], 1, 1, logits.data()));
+  }
+  return (uint64_t)std::llround((now_seconds() - t0) * 1e9);
+}
+
+StatusOr<TestResult> run_test(Model& model, Runtime& rt, DType kv_type, int64_t n_prompt, int64_t n_gen,
+                              const BenchOptions& o) {
+  const ModelConfig& cfg = model.config();
+  TestResult r;
+  r.n_prompt = n_prompt;
+  r.n_gen = n_gen;
+  r.n_threads = rt.n_threads;
+  r.n_batch = o.n_batch;
+  r.test_time = utc_now_iso8601();
+  const int64_t n = n_prompt + n_gen;
+  std::vector<int32_t> tokens((size_t)n);
+  Rng rng(1234);
+  for (int32_t& t : tokens) t = (int32_t)(rng.next_u64() % (uint64_t)cfg.n_vocab);
+  std::vector<float> logits((size_t)cfg.n_vocab);
+  KvCache kv(cfg, n, kv_type);
+  if (!o.no_warmup) {
+    FRUGAL_RETURN_IF_ERROR(
+        time_once(model, *rt.backend, kv, tokens, n_prompt, std::min<int64_t>(n_gen, 1), o.n_batch, logits).status());
+  }
+  for (int i = 0; i < o.reps; ++i) {
+    FRUGAL_ASSIGN_OR_RETURN(uint64_t ns, time_once(model, *rt.backend, kv, tokens, n_prompt, n_gen, o.n_batch, logits));
+    r.samples_ns.push_back(ns);
+  }
+  return r;
+}
+
+nlohmann::json to_json(const TestResult& r) {
+  const std::vector<double> ts = r.samples_ts();
+  const std::vector<double> ns = to_double(r.samples_ns);
+  return nlohmann::json{
+      {"build_commit", "unknown"}, {"build_number", 0}, {"cpu_info", cpu_model_name()}, {"gpu_info", ""},
+      {"backends", "CPU"}, {"isa", r.isa}, {"model_filename", r.model_filename}, {"model_type", r.model_type},
+      {"model_size", r.model_size}, {"model_n_params", r.n_params}, {"n_batch", r.n_batch},
+      {"n_ubatch", r.n_batch}, {"n_threads", r.n_threads}, {"type_k", r.kv_type}, {"type_v", r.kv_type},
+      {"n_gpu_layers", 0}, {"flash_attn", false}, {"use_mmap", true}, {"n_prompt", r.n_prompt},
+      {"n_gen", r.n_gen}, {"test_time", r.test_time}, {"avg_ns", (uint64_t)std::llround(mean(ns))},
+      {"stddev_ns", (uint64_t)std::llround(stddev(ns))}, {"avg_ts", mean(ts)}, {"stddev_ts", stddev(ts)},
+      {"samples_ns", r.samples_ns}, {"samples_ts", ts}};
+}
+
+void print_markdown_header() {
+  std::printf("| %-30s | %10s | %10s | %-10s | %7s | %13s | %20s |\n", "model", "size", "params", "backend",
+              "threads", "test", "t/s");
+  std::printf("| %s | %s: | %s: | %s | %s: | %s: | %s: |\n", std::string(30, '-').c_str(),
+              std::string(9, '-').c_str(), std::string(9, '-').c_str(), std::string(10, '-').c_str(),
+              std::string(6, '-').c_str(), std::string(12, '-').c_str(), std::string(19, '-').c_str());
+}
+
+void print_markdown_row(const TestResult& r) {
+  const std::vector<double> ts = r.samples_ts();
+  const std::string test = r.n_prompt > 0 ? "pp" + std::to_string(r.n_prompt) : "tg" + std::to_string(r.n_gen);
+  char tps[64];
+  std::snprintf(tps, sizeof(tps), "%.2f ± %.2f", mean(ts), stddev(ts));
+  std::printf("| %-30s | %10s | %10s | %-10s | %7d | %13s | %20s |\n", r.model_type.c_str(),
+              format_bytes(r.model_size).c_str(), format_count(r.n_params).c_str(), ("CPU " + r.isa).c_str(),
+              r.n_threads, test.c_str(), tps);
+  std::fflush(stdout);
+}
+
+Status bench(const BenchOptions& o) {
+  if (o.output != "md" && o.output != "json") return invalid_argument("-o: expected md or json, got '" + o.output + "'");
+  if (o.reps < 1) return invalid_argument("-r: repetitions must be >= 1");
+  if (o.n_batch < 1) return invalid_argument("-b: batch size must be >= 1");
+  FRUGAL_ASSIGN_OR_RETURN(std::vector<int64_t> prompts, parse_int_list("-p", o.n_prompt, 0));
+  FRUGAL_ASSIGN_OR_RETURN(std::vector<int64_t> gens, parse_int_list("-n", o.n_gen, 0));
+  FRUGAL_ASSIGN_OR_RETURN(std::vector<int64_t> threads,
+                          parse_int_list("-t", o.threads.empty() ? std::to_string(default_threads()) : o.threads, 1));
+  FRUGAL_ASSIGN_OR_RETURN(DType kv_type, parse_kv_type(o.kv_type));
+  nlohmann::json out = nlohmann::json::array();
+  if (o.output == "md") print_markdown_header();
+  for (const std::string& path : o.models) {
+    FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::load(path));
+    TestResult base;
+    base.model_filename = path;
+    base.n_params = model->n_params();
+    base.model_type = model_description(model->gguf(), base.n_params);
+    base.model_size = tensor_bytes(model->gguf());
+    base.kv_type = o.kv_type;
+    for (int64_t t : threads) {
+      FRUGAL_ASSIGN_OR_RETURN(Runtime rt, make_runtime((int)t, o.isa));
+      std::vector<std::pair<int64_t, int64_t>> tests;
+      for (int64_t p : prompts)
+        if (p > 0) tests.push_back({p, 0});
+      for (int64_t g : gens)
+        if (g > 0) tests.push_back({0, g});
+      for (const auto& [p, g] : tests) {
+        FRUGAL_ASSIGN_OR_RETURN(TestResult r, run_test(*model, rt, kv_type, p, g, o));
+        r.model_filename = base.model_filename;
+        r.model_type = base.model_type;
+        r.model_size = base.model_size;
+        r.n_params = base.n_params;
+        r.kv_type = base.kv_type;
+        r.isa = isa_name(rt.isa);
+        if (o.output == "md") {
+          print_markdown_row(r);
+        } else {
+          out.push_back(to_json(r));
+        }
+      }
+    }
+  }
+  if (o.output == "json") std::printf("%s\n", out.dump(2).c_str());
+  return Status::Ok();
+}
+
+}  // namespace
+
+Command add_bench_command(CLI::App& root) {
+  auto o = std::make_shared<BenchOptions>();
+  CLI::App* app = root.add_subcommand("bench", "Measure prompt processing (pp) and generation (tg) speed, like llama-bench");
+  app->add_option("-m,--model", o->models, "GGUF model file (repeat for several)")->required();
+  app->add_option("-p,--n-prompt", o->n_prompt, "prompt lengths for pp tests, comma-separated (0: none)")
+      ->capture_default_str();
+  app->add_option("-n,--n-gen", o->n_gen, "token counts for tg tests, comma-separated (0: none)")->capture_default_str();
+  app->add_option("-t,--threads", o->threads, "thread counts, comma-separated (default: number of cores)");
+  app->add_option("-r,--repetitions", o->reps, "timed repetitions per test")->capture_default_str();
+  app->add_option("-o,--output", o->output, "output format: md or json")->capture_default_str();
+  app->add_option("-b,--batch-size", o->n_batch, "prompt tokens per forward pass")->capture_default_str();
+  app->add_option("--kv-type", o->kv_type, "KV cache type: f32 or f16")->capture_default_str();
+  app->add_option("--isa", o->isa, "kernels: scalar, avx2, avx512 or auto")->capture_default_str();
+  app->add_flag("--no-warmup", o->no_warmup, "skip the warm-up run");
+  return Command{app, [o] { return bench(*o); }};
+}
+
+}  // namespace frugal::cli
