@@ -148,7 +148,8 @@ void GgufWriter::copy_kvs(const GgufFile& src, const std::string& prefix) {
   }
 }
 
-static void check_tensor_args(const std::string& name, DType type, const std::vector<int64_t>& ne) {
+void GgufWriter::check_tensor_args(const std::string& name, DType type, const std::vector<int64_t>& ne) const {
+  for (const Tensor& t : tensors_) FRUGAL_CHECK_MSG(t.name != name, ("duplicate tensor name " + name).c_str());
   FRUGAL_CHECK_MSG(!ne.empty() && ne.size() <= 4, name.c_str());
   FRUGAL_CHECK_MSG(name.size() < 64, name.c_str());
   for (int64_t n : ne) FRUGAL_CHECK_MSG(n > 0, name.c_str());

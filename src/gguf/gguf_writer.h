@@ -9,7 +9,11 @@
 //   w.add_tensor_lazy("blk.0.ffn_up.weight", DType::Q4_K, {K, N}, [&](uint8_t* dst) {...});  // produced at write
 //   Status s = w.write("model.gguf");
 //
-// Tensors are written in the order added, each aligned to `general.alignment` (32 unless set).
+// Tensors are written in the order added, each aligned to `general.alignment` (32 unless set; it must be
+// set with set_u32 to a power of two). Programmer errors (checked, abort): a tensor name of 64 bytes or
+// more or already added, a shape with a non-positive dimension or a row that is not a whole number of
+// blocks, add_tensor data of the wrong size.
+// Thread-safety: none; build and write from one thread (lazy producers may use their own threads).
 #pragma once
 
 #include <cstdint>
@@ -70,6 +74,7 @@ class GgufWriter {
   };
   using Sink = std::function<bool(const uint8_t* bytes, uint64_t n)>;
   void set_raw(const std::string& key, GgufType type, GgufType elem_type, std::vector<uint8_t> payload);
+  void check_tensor_args(const std::string& name, DType type, const std::vector<int64_t>& ne) const;
   std::vector<uint8_t> encode_header(uint64_t* alignment) const;
   bool stream(const std::vector<uint8_t>& header, uint64_t alignment, const Sink& sink) const;
 

@@ -268,7 +268,7 @@ Status write_synth_model(const SynthSpec& spec, const std::string& path) {
   w.set_string("general.architecture", spec.arch);
   w.set_string("general.name", "synth-" + spec.arch + "-" + spec.weight_type);
   w.set_u32("general.file_type", plan.file_type);
-  w.set_u32("general.quantization_version", 2);
+  if (plan.base != DType::F32) w.set_u32("general.quantization_version", 2);  // as llama-quantize writes
 
   int n_vocab = spec.n_vocab;
   if (!spec.vocab_from.empty()) {
@@ -289,7 +289,8 @@ Status write_synth_model(const SynthSpec& spec, const std::string& path) {
     add_synthetic_vocab(w, n_vocab);
   }
 
-  w.set_u32(a + "vocab_size", (uint32_t)n_vocab);
+  // gguf-py writes vocab_size and rope.dimension_count for llama only (LlamaModel); qwen2 files omit them.
+  if (spec.arch == "llama") w.set_u32(a + "vocab_size", (uint32_t)n_vocab);
   w.set_u32(a + "context_length", (uint32_t)spec.n_ctx);
   w.set_u32(a + "embedding_length", (uint32_t)spec.n_embd);
   w.set_u32(a + "block_count", (uint32_t)spec.n_layer);
@@ -298,7 +299,7 @@ Status write_synth_model(const SynthSpec& spec, const std::string& path) {
   w.set_u32(a + "attention.head_count_kv", (uint32_t)spec.n_head_kv);
   w.set_f32(a + "rope.freq_base", spec.rope_base);
   w.set_f32(a + "attention.layer_norm_rms_epsilon", spec.rms_eps);
-  w.set_u32(a + "rope.dimension_count", (uint32_t)head_dim);
+  if (spec.arch == "llama") w.set_u32(a + "rope.dimension_count", (uint32_t)head_dim);
 
   const int n_threads = spec.n_threads > 0 ? spec.n_threads : (int)std::max(1u, std::thread::hardware_concurrency());
   ThreadPool pool(n_threads);

@@ -157,6 +157,58 @@ TEST(Synth, Qwen2HasBiasesAndTiedOutputHasNoOutputTensor) {
   ASSERT_TRUE(model.ok()) << model.status().message();
 }
 
+// The golden models in ../shared/golden were written by llama.cpp's tools: a synthetic model with the same
+// hyper-parameters must have the same metadata keys (types and values, except general.name) and the same
+// tensors (names, shapes, types), whatever their order.
+void expect_same_layout(const std::string& golden_name, const std::string& weight_type) {
+  SCOPED_TRACE(golden_name);
+  const std::string golden_path = std::string(FRUGAL_SHARED_DIR) + "/golden/" + golden_name;
+  auto g = GgufFile::open(golden_path);
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  const GgufFile& G = **g;
+  SynthSpec s;
+  s.arch = *G.get_string("general.architecture");
+  const std::string a = s.arch + ".";
+  s.n_embd = (int)*G.get_int(a + "embedding_length");
+  s.n_layer = (int)*G.get_int(a + "block_count");
+  s.n_head = (int)*G.get_int(a + "attention.head_count");
+  s.n_head_kv = (int)*G.get_int(a + "attention.head_count_kv");
+  s.n_ff = (int)*G.get_int(a + "feed_forward_length");
+  s.n_ctx = (int)*G.get_int(a + "context_length");
+  s.rope_base = (float)*G.get_float(a + "rope.freq_base");
+  s.rms_eps = (float)*G.get_float(a + "attention.layer_norm_rms_epsilon");
+  s.tied_output = G.tensor("output.weight") == nullptr;
+  s.weight_type = weight_type;
+  s.vocab_from = golden_path;
+  auto w = write_and_open(s, "layout-" + golden_name);
+  ASSERT_TRUE(w);
+  const GgufFile& S = *w->file;
+  ASSERT_EQ(S.kvs().size(), G.kvs().size());
+  for (const GgufKV& kv : G.kvs()) {
+    const GgufValue* v = S.find(kv.key);
+    ASSERT_NE(v, nullptr) << kv.key;
+    EXPECT_EQ(v->type, kv.value.type) << kv.key;
+    if (kv.key == "general.name" || kv.value.type == GgufType::ARRAY) continue;
+    EXPECT_EQ(v->u, kv.value.u) << kv.key;
+    EXPECT_EQ(v->f, kv.value.f) << kv.key;
+    EXPECT_EQ(v->str, kv.value.str) << kv.key;
+  }
+  ASSERT_EQ(S.tensors().size(), G.tensors().size());
+  for (const GgufTensorInfo& t : G.tensors()) {
+    std::vector<int64_t> ne(t.ne, t.ne + t.n_dims);
+    expect_shape(S, t.name, ne, t.type);
+  }
+}
+
+TEST(Synth, MatchesLlamaCppLayoutOfGoldenModels) {
+  expect_same_layout("llama-gqa-F32.gguf", "F32");
+  expect_same_layout("llama-gqa-Q4_K_M.gguf", "Q4_K_M");
+  expect_same_layout("llama-gqa-Q8_0.gguf", "Q8_0");
+  expect_same_layout("llama-tied-mqa-F32.gguf", "F32");
+  expect_same_layout("qwen2-F32.gguf", "F32");
+  expect_same_layout("qwen2-Q8_0.gguf", "Q8_0");
+}
+
 TEST(Synth, KMixtureFollowsLlamaQuantizeRecipe) {
   SynthSpec s;
   s.n_embd = 256;
