@@ -104,6 +104,16 @@ class GgufCursor {
     pos_ += sizeof(T);
     return Status::Ok();
   }
+  // read_string without an error message (vocabularies hold 100k+ strings); false, position unchanged,
+  // if it would fail.
+  bool try_read_string(std::string_view* out) {
+    if (remaining() < 8) return false;
+    const uint64_t len = load<uint64_t>(data_ + pos_);
+    if (len > kMaxStringBytes || len > remaining() - 8) return false;
+    *out = std::string_view((const char*)data_ + pos_ + 8, len);
+    pos_ += 8 + len;
+    return true;
+  }
   // A u64 length followed by that many bytes.
   Status read_string(std::string_view* out, const std::string& ctx, const char* what) {
     uint64_t len = 0;
@@ -169,7 +179,9 @@ Status read_value(GgufCursor& r, const std::string& name, const std::string& ctx
   v->strings.reserve(v->count);
   for (uint64_t k = 0; k < v->count; ++k) {
     std::string_view s;
-    FRUGAL_RETURN_IF_ERROR(r.read_string(&s, ctx + " element " + std::to_string(k), "string"));
+    if (!r.try_read_string(&s)) {  // fast path failed: read again to build the precise message
+      FRUGAL_RETURN_IF_ERROR(r.read_string(&s, ctx + " element " + std::to_string(k), "string"));
+    }
     v->strings.push_back(s);
   }
   return Status::Ok();
