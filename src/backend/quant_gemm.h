@@ -1,0 +1,98 @@
+// Tiled gemm driver shared by the SIMD kernel files (quant_*_avx2.cpp, quant_*_avx512.cpp).
+//
+// Everything here has internal linkage (anonymous namespace) on purpose: each ISA translation unit is
+// compiled with different -m flags, and a shared inline/template definition could otherwise be merged
+// by the linker into the copy built for the wider ISA.
+//
+// A kernel type Kern provides
+//   static constexpr int kRows, kCols;      // largest register tile: weight rows x activation columns
+//   template <int R, int C> static void tile(const TileArgs& a);
+// where tile computes, for r < R, c < C:  a.y[c * a.ldy + r] = dot(W row r, activation column c)
+// with W row r at a.w + r * a.w_row_bytes and column c at a.x + c * a.x_row_bytes, both n elements.
+// Each (r, c) result must come from its own accumulator with the same instruction sequence for every
+// R and C (so tile<1,1> is the ISA's vec_dot and any tile gives bit-identical values).
+//
+// Loop order (gemm_tiles): rows [r0, r1) are cut into panels that fit in L2; for each panel, column
+// tiles of kCols tokens in order, and inside them the panel's row tiles. A panel's weights are thus
+// read from memory once and re-read from L2 for each column tile; with T <= kCols (decode), every
+// weight byte is read exactly once.
+#pragma once
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+
+namespace frugal {
+namespace {  // NOLINT: see the header comment
+
+struct TileArgs {
+  int64_t n;
+  const uint8_t* w;
+  size_t w_row_bytes;
+  const uint8_t* x;
+  size_t x_row_bytes;
+  float* y;
+  int64_t ldy;
+};
+
+using TileFn = void (*)(const TileArgs&);
+
+// Calls f(std::integral_constant<int, i>) for i = 0 .. N-1, fully unrolled.
+template <int N, class F>
+__attribute__((always_inline)) inline void unroll(F&& f) {
+  [&]<int... I>(std::integer_sequence<int, I...>) {
+    (f(std::integral_constant<int, I>{}), ...);
+  }(std::make_integer_sequence<int, N>{});
+}
+
+template <class Kern, int R, int C>
+void tile_entry(const TileArgs& a) {
+  Kern::template tile<R, C>(a);
+}
+
+template <class Kern, size_t... I>
+constexpr std::array<TileFn, sizeof...(I)> make_tile_table(std::index_sequence<I...>) {
+  return {&tile_entry<Kern, (int)(I / Kern::kCols) + 1, (int)(I % Kern::kCols) + 1>...};
+}
+
+template <class Kern>
+constexpr std::array<TileFn, Kern::kRows * Kern::kCols> kTileTable =
+    make_tile_table<Kern>(std::make_index_sequence<Kern::kRows * Kern::kCols>{});
+
+constexpr size_t kPanelBytes = 256 * 1024;  // weight bytes per panel (fits L2 with room for activations)
+
+template <class Kern>
+void gemm_tiles(int64_t n, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1, const void* x,
+                size_t x_row_bytes, int64_t T, float* y, int64_t ldy) {
+  constexpr int R = Kern::kRows, C = Kern::kCols;
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const auto* xb = static_cast<const uint8_t*>(x);
+  int64_t panel = (int64_t)(kPanelBytes / std::max<size_t>(w_row_bytes, 1)) / R * R;
+  panel = std::clamp<int64_t>(panel, R, 512);
+  for (int64_t p0 = r0; p0 < r1; p0 += panel) {
+    const int64_t p1 = std::min(r1, p0 + panel);
+    for (int64_t t0 = 0; t0 < T; t0 += C) {
+      const int c = (int)std::min<int64_t>(C, T - t0);
+      for (int64_t r = p0; r < p1; r += R) {
+        const int rr = (int)std::min<int64_t>(R, p1 - r);
+        const TileArgs a{n, wb + (size_t)r * w_row_bytes, w_row_bytes, xb + (size_t)t0 * x_row_bytes, x_row_bytes,
+                         y + t0 * ldy + r, ldy};
+        kTileTable<Kern>[(size_t)(rr - 1) * C + (c - 1)](a);
+      }
+    }
+  }
+}
+
+// vec_dot through the 1x1 tile: the same arithmetic as every gemm tile.
+template <class Kern>
+void vec_dot_tile(int64_t n, float* s, const void* x, const void* y) {
+  const TileArgs a{n, static_cast<const uint8_t*>(x), 0, static_cast<const uint8_t*>(y), 0, s, 1};
+  Kern::template tile<1, 1>(a);
+}
+
+}  // namespace
+}  // namespace frugal
