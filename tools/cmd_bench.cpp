@@ -114,10 +114,10 @@ StatusOr<TestResult> run_test(Model& model, Runtime& rt, DType kv_type, int64_t 
   return r;
 }
 
-nlohmann::json to_json(const TestResult& r) {
+nlohmann::ordered_json to_json(const TestResult& r) {
   const std::vector<double> ts = r.samples_ts();
   const std::vector<double> ns = to_double(r.samples_ns);
-  return nlohmann::json{
+  return nlohmann::ordered_json{
       {"build_commit", "unknown"}, {"build_number", 0}, {"cpu_info", cpu_model_name()}, {"gpu_info", ""},
       {"backends", "CPU"}, {"isa", r.isa}, {"model_filename", r.model_filename}, {"model_type", r.model_type},
       {"model_size", r.model_size}, {"model_n_params", r.n_params}, {"n_batch", r.n_batch},
@@ -156,7 +156,7 @@ Status bench(const BenchOptions& o) {
   FRUGAL_ASSIGN_OR_RETURN(std::vector<int64_t> threads,
                           parse_int_list("-t", o.threads.empty() ? std::to_string(default_threads()) : o.threads, 1));
   FRUGAL_ASSIGN_OR_RETURN(DType kv_type, parse_kv_type(o.kv_type));
-  nlohmann::json out = nlohmann::json::array();
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
   if (o.output == "md") print_markdown_header();
   for (const std::string& path : o.models) {
     FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::load(path));

@@ -55,7 +55,7 @@ Status run(const RunOptions& o) {
   if (n_ctx == 0) n_ctx = cfg.n_ctx_train > 0 ? std::min(cfg.n_ctx_train, kDefaultCtx) : kDefaultCtx;
   const std::vector<int32_t> ids = tok->encode(prompt, /*add_special=*/true, o.parse_special);
 
-  std::fprintf(stderr, "frugal run: %s: %s, %s params, %s | %s, %d threads | ctx %lld, kv %s, batch %lld\n",
+  std::fprintf(stderr, "frugal run: %s: %s, %s params, %s | %s, threads %d | ctx %lld, kv %s, batch %lld\n",
                o.model.c_str(), model_description(model->gguf(), model->n_params()).c_str(),
                format_count(model->n_params()).c_str(), format_bytes(tensor_bytes(model->gguf())).c_str(),
                isa_name(rt.isa), rt.n_threads, (long long)n_ctx, dtype_name(kv_type), (long long)o.n_batch);
