@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# frugal vs llama.cpp on the same GGUF files and the same thread counts, plus memory bandwidth.
+#
+# Usage: scripts/bench-vs-llamacpp.sh [--quick] [--threads 1,2] [--types F16,Q8_0,Q4_0,Q4_K_M] [--reps 3]
+#                                     [--pp 512] [--tg 128] [--model FILE.gguf ...] [--llamacpp-only]
+#                                     [--cache-dir DIR] [--regen] [--docs | --no-docs]
+#
+#   Builds frugal (Release, build-bench/) and a native llama-bench (scripts/llamacpp/build-llama-bench.sh,
+#   cached outside the repo), writes random-weight llama models with `frugal synth` into the cache dir
+#   (reused when present; --regen rewrites them), measures memory bandwidth with frugal_stream, then for each
+#   model and thread count runs `frugal bench` and `llama-bench` INTERLEAVED: --reps rounds of one `-r 1`
+#   invocation per engine, the order alternating each round, each invocation doing pp<--pp> and tg<--tg>.
+#   Prints a table (t/s of both, ratio frugal/llama.cpp, decode GB/s, fraction of the triad bandwidth) and,
+#   for full runs (or with --docs), writes it into docs/BENCHMARKS.md between marker comments.
+#
+#   Full model: llama, n_embd 2048, 16 layers, 32 heads, 8 kv heads, n_ff 5632, the 102400-token
+#   deepseek-llm vocabulary (~1.1B params), seed 1. --quick: n_embd 1024, 8 layers, 16 heads, 4 kv heads,
+#   n_ff 2816, 1 rep, pp128/tg32, no docs unless --docs.
+#   --model FILE (repeatable) benchmarks existing files instead (label = file name); --llamacpp-only skips
+#   frugal (to check the peer on its own).
+# A benchmark, not a test: it never fails on a time. Environment: FRUGAL_BENCH_CACHE, FRUGAL_LLAMACPP_DIR.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+shared="$repo/../shared"
+threads="1,2"
+types="F16,Q8_0,Q4_0,Q4_K_M"
+reps=""
+pp=""
+tg=""
+quick=0
+docs="auto"
+regen=0
+llamacpp_only=0
+models=()
+cache="${FRUGAL_BENCH_CACHE:-$HOME/.cache/frugal/bench}"
+command_line="scripts/bench-vs-llamacpp.sh $*"
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --quick) quick=1; shift ;;
+    --threads) threads="$2"; shift 2 ;;
+    --types) types="$2"; shift 2 ;;
+    --reps) reps="$2"; shift 2 ;;
+    --pp) pp="$2"; shift 2 ;;
+    --tg) tg="$2"; shift 2 ;;
+    --model) models+=("$(realpath "$2")"); shift 2 ;;
+    --llamacpp-only) llamacpp_only=1; shift ;;
+    --cache-dir) cache="$2"; shift 2 ;;
+    --regen) regen=1; shift ;;
+    --docs) docs="yes"; shift ;;
+    --no-docs) docs="no"; shift ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    *) echo "bench-vs-llamacpp.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+if [[ $quick -eq 1 ]]; then
+  reps="${reps:-1}"; pp="${pp:-128}"; tg="${tg:-32}"
+  shape=(--n-embd 1024 --n-layer 8 --n-head 16 --n-head-kv 4 --n-ff 2816)
+  model_tag="llama-quick"
+  block="bench-vs-llamacpp-quick"
+else
+  reps="${reps:-3}"; pp="${pp:-512}"; tg="${tg:-128}"
+  shape=(--n-embd 2048 --n-layer 16 --n-head 32 --n-head-kv 8 --n-ff 5632)
+  model_tag="llama-1.1b"
+  block="bench-vs-llamacpp"
+fi
+if [[ "$docs" == "auto" ]]; then
+  if [[ $quick -eq 0 && ${#models[@]} -eq 0 && $llamacpp_only -eq 0 ]]; then docs="yes"; else docs="no"; fi
+fi
+[[ ${#models[@]} -gt 0 ]] && block="bench-vs-llamacpp-files"
+
+log() { echo "[bench] $*" >&2; }
+IFS=',' read -r -a thread_list <<< "$threads"
+IFS=',' read -r -a type_list <<< "$types"
+
+# 1. Binaries. frugal is needed to bench it and to synthesize models.
+build="$repo/build-bench"
+targets=(frugal_stream)
+[[ $llamacpp_only -eq 0 || ${#models[@]} -eq 0 ]] && targets+=(frugal)
+log "building ${targets[*]} (Release) in $build"
+cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFRUGAL_BUILD_TESTS=OFF >/dev/null
+cmake --build "$build" --target "${targets[@]}" -j "$(nproc)" >&2
+frugal="$build/frugal"
+llama_bench="$("$repo/scripts/llamacpp/build-llama-bench.sh" | tail -1)"
+llama_dir="$(dirname "$(dirname "$(dirname "$llama_bench")")")"
+
+# 2. Models: label<TAB>path.
+mkdir -p "$cache/models"
+model_rows=()
+if [[ ${#models[@]} -gt 0 ]]; then
+  for m in "${models[@]}"; do model_rows+=("$(basename "$m" .gguf)"$'\t'"$m"); done
+else
+  vocab="$shared/vocab/ggml-vocab-deepseek-llm.gguf"
+  for t in "${type_list[@]}"; do
+    out="$cache/models/$model_tag-deepseek-vocab-$t-seed1.gguf"
+    if [[ $regen -eq 1 || ! -s "$out" ]]; then
+      [[ -x "$frugal" ]] || { echo "bench-vs-llamacpp.sh: $frugal missing; cannot synthesize models" >&2; exit 1; }
+      log "writing $out"
+      "$frugal" synth -o "$out.tmp" --arch llama "${shape[@]}" --vocab-from "$vocab" --type "$t" --seed 1 >&2
+      mv "$out.tmp" "$out"
+    fi
+    model_rows+=("$t"$'\t'"$out")
+  done
+fi
+
+# 3. Run directory and metadata.
+stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+run_dir="$repo/bench-out/$stamp"
+mkdir -p "$run_dir"
+runs="$run_dir/runs.tsv"
+: > "$runs"
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+log "memory bandwidth (frugal_stream)"
+"$build/frugal_stream" --threads "$threads" --reps 5 --json > "$run_dir/stream-before.json"
+cat "$run_dir/stream-before.json" >&2
+
+# 4. Interleaved runs.
+run_engine() {  # engine label threads rep model
+  local engine="$1" label="$2" nt="$3" rep="$4" model="$5"
+  local out="$run_dir/$engine-$label-t$nt-r$rep.json"
+  local err="${out%.json}.stderr"
+  local rc=0
+  if [[ "$engine" == "frugal" ]]; then
+    "$frugal" bench -m "$model" -p "$pp" -n "$tg" -t "$nt" -r 1 -o json > "$out" 2> "$err" || rc=$?
+  else
+    "$llama_bench" -m "$model" -p "$pp" -n "$tg" -t "$nt" -r 1 -o json > "$out" 2> "$err" || rc=$?
+  fi
+  [[ $rc -eq 0 ]] || log "  $engine exited with $rc (see $err)"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$([[ $engine == frugal ]] && echo frugal || echo llama.cpp)" \
+    "$label" "$nt" "$rep" "$model" "$out" >> "$runs"
+}
+
+engines=(frugal llamacpp)
+[[ $llamacpp_only -eq 1 ]] && engines=(llamacpp)
+round=0
+for row in "${model_rows[@]}"; do
+  label="${row%%$'\t'*}"; model="${row#*$'\t'}"
+  for nt in "${thread_list[@]}"; do
+    for ((rep = 1; rep <= reps; rep++)); do
+      order=("${engines[@]}")
+      if (( round % 2 == 1 )) && [[ ${#engines[@]} -eq 2 ]]; then order=(llamacpp frugal); fi
+      round=$((round + 1))
+      for e in "${order[@]}"; do
+        log "$label threads=$nt rep $rep/$reps: $e"
+        run_engine "$e" "$label" "$nt" "$rep" "$model"
+      done
+    done
+  done
+done
+
+"$build/frugal_stream" --threads "$threads" --reps 5 --json > "$run_dir/stream-after.json"
+load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# 5. Report.
+commit="$(git -C "$repo" rev-parse --short HEAD)"
+git -C "$repo" diff --quiet HEAD -- src tools CMakeLists.txt 2>/dev/null || commit="$commit (+ uncommitted changes in src/tools)"
+cpu_model="$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+flags="$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|f16c|avx512f|avx512bw|avx512vl|avx512_vnni|avx512_bf16|avx512_fp16|avx_vnni|amx_tile|amx_int8|amx_bf16)$' | tr '\n' ' ' | sed 's/ $//')"
+peer="native llama-bench, llama.cpp $(sed -n 's/^llama.cpp commit: //p' "$llama_dir/build-info.txt" 2>/dev/null | cut -c1-8) from node-llama-cpp 3.21.1, GGML_NATIVE=ON, AMX off, OpenMP, default llama-bench settings (f16 KV cache, flash attention auto, n_batch 2048, n_ubatch 512)"
+M_DATE="$(date -u +%Y-%m-%d)" M_CPU="$cpu_model" M_NCPU="$(nproc)" M_FLAGS="$flags" M_KERNEL="$(uname -r)" \
+M_COMMIT="$commit" M_PEER="$peer" M_COMMAND="$command_line" M_REPS="$reps" M_LOAD_BEFORE="$load_before" \
+M_LOAD_AFTER="$load_after" python3 -c '
+import json, os, sys
+e = os.environ
+json.dump({"date": e["M_DATE"], "cpu_model": e["M_CPU"], "n_cpus": int(e["M_NCPU"]), "cpu_flags": e["M_FLAGS"],
+           "kernel": e["M_KERNEL"], "commit": e["M_COMMIT"], "peer": e["M_PEER"], "command": e["M_COMMAND"],
+           "reps": int(e["M_REPS"]), "load_before": e["M_LOAD_BEFORE"], "load_after": e["M_LOAD_AFTER"]},
+          open(sys.argv[1], "w"), indent=1)' "$run_dir/meta.json"
+report_args=(report --runs "$runs" --stream "$run_dir/stream-before.json" "$run_dir/stream-after.json" --meta "$run_dir/meta.json")
+[[ "$docs" == "yes" ]] && report_args+=(--docs "$repo/docs/BENCHMARKS.md" --block "$block")
+python3 "$repo/scripts/llamacpp/bench_report.py" "${report_args[@]}" | tee "$run_dir/report.md"
+log "raw results in $run_dir"

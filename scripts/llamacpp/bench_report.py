@@ -1,0 +1,317 @@
+#!/usr/bin/env python3
+"""Report half of scripts/bench-vs-llamacpp.sh (python3 standard library only).
+
+  bench_report.py weights MODEL.gguf
+      prints JSON: tensor bytes, bytes read per decoded token, parameter count, tensor count per type.
+  bench_report.py report --runs RUNS.tsv --stream STREAM.json [STREAM.json ...] --meta META.json
+                         [--docs docs/BENCHMARKS.md --block NAME]
+      reads every run listed in RUNS.tsv (engine, type, threads, rep, model path, JSON path; one per line),
+      prints a markdown table (t/s of both engines, ratio frugal/llama.cpp, decode GB/s and fraction of the
+      triad bandwidth) and, with --docs, writes it into the file between
+      <!-- NAME:begin --> and <!-- NAME:end --> (appended if the markers are missing; text outside them kept).
+
+Both engines emit llama-bench JSON: a list of objects with n_prompt, n_gen, n_threads, avg_ts, samples_ts.
+Each invocation runs one repetition (-r 1), so the mean and the sample standard deviation over repetitions
+are computed here, the same way for both engines.
+"""
+
+import argparse
+import json
+import math
+import os
+import re
+import statistics
+import struct
+import sys
+
+# ggml type id -> (elements per block, bytes per block), for the types a benchmark model can hold.
+GGML_TYPES = {
+    0: ("F32", 1, 4), 1: ("F16", 1, 2), 2: ("Q4_0", 32, 18), 3: ("Q4_1", 32, 20), 6: ("Q5_0", 32, 22),
+    7: ("Q5_1", 32, 24), 8: ("Q8_0", 32, 34), 9: ("Q8_1", 32, 36), 10: ("Q2_K", 256, 84),
+    11: ("Q3_K", 256, 110), 12: ("Q4_K", 256, 144), 13: ("Q5_K", 256, 176), 14: ("Q6_K", 256, 210),
+    15: ("Q8_K", 256, 292), 24: ("I8", 1, 1), 25: ("I16", 1, 2), 26: ("I32", 1, 4), 27: ("I64", 1, 8),
+    28: ("F64", 1, 8), 30: ("BF16", 1, 2),
+}
+# GGUF metadata value types: id -> struct format of a scalar (8 = string, 9 = array).
+GGUF_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+
+
+class GgufHeaderReader:
+    """Sequential little-endian reader over a GGUF header (metadata values are skipped, not decoded)."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def read(self, fmt):
+        size = struct.calcsize("<" + fmt)
+        data = self.f.read(size)
+        if len(data) != size:
+            raise ValueError("truncated GGUF header")
+        return struct.unpack("<" + fmt, data)
+
+    def string(self):
+        (n,) = self.read("Q")
+        data = self.f.read(n)
+        if len(data) != n:
+            raise ValueError("truncated GGUF string")
+        return data.decode("utf-8", errors="replace")
+
+    def skip_value(self, vtype):
+        if vtype in GGUF_SCALARS:
+            self.f.seek(struct.calcsize("<" + GGUF_SCALARS[vtype]), os.SEEK_CUR)
+        elif vtype == 8:
+            (n,) = self.read("Q")
+            self.f.seek(n, os.SEEK_CUR)
+        elif vtype == 9:
+            etype, count = self.read("IQ")
+            if etype in GGUF_SCALARS:
+                self.f.seek(count * struct.calcsize("<" + GGUF_SCALARS[etype]), os.SEEK_CUR)
+            else:
+                for _ in range(count):
+                    self.skip_value(etype)
+        else:
+            raise ValueError("unknown GGUF value type %d" % vtype)
+
+
+def gguf_tensors(path):
+    """Returns [(name, ggml type id, [dims])] from a GGUF v2/v3 file's header."""
+    with open(path, "rb") as f:
+        r = GgufHeaderReader(f)
+        (magic,) = r.read("4s")
+        if magic != b"GGUF":
+            raise ValueError("%s: not a GGUF file" % path)
+        (version,) = r.read("I")
+        if version < 2:
+            raise ValueError("%s: GGUF version %d not supported" % (path, version))
+        n_tensors, n_kv = r.read("QQ")
+        for _ in range(n_kv):
+            r.string()
+            (vtype,) = r.read("I")
+            r.skip_value(vtype)
+        tensors = []
+        for _ in range(n_tensors):
+            name = r.string()
+            (n_dims,) = r.read("I")
+            dims = list(r.read("Q" * n_dims))
+            ttype, _offset = r.read("IQ")
+            tensors.append((name, ttype, dims))
+        return tensors
+
+
+def tensor_bytes(path, ttype, dims, name):
+    if ttype not in GGML_TYPES:
+        raise ValueError("%s: tensor %s has ggml type %d, unknown to bench_report.py" % (path, name, ttype))
+    _, block, size = GGML_TYPES[ttype]
+    n = math.prod(dims)
+    return n // block * size
+
+
+def weight_stats(path):
+    """Bytes streamed per decoded token: every tensor once, except the embedding table, of which one row is
+    read (unless the output projection is tied to it, when all of it is read). KV-cache reads are ignored
+    (a few MB at tg128 against hundreds of MB of weights)."""
+    tensors = gguf_tensors(path)
+    total = 0
+    n_params = 0
+    per_type = {}
+    embd_bytes = embd_row = 0
+    has_output = False
+    for name, ttype, dims in tensors:
+        b = tensor_bytes(path, ttype, dims, name)
+        total += b
+        n_params += math.prod(dims)
+        tname = GGML_TYPES[ttype][0]
+        per_type[tname] = per_type.get(tname, 0) + 1
+        if name == "token_embd.weight":
+            embd_bytes = b
+            embd_row = b // max(1, math.prod(dims[1:]))
+        if name == "output.weight":
+            has_output = True
+    per_token = total - embd_bytes + (embd_row if has_output else embd_bytes)
+    return {"file": path, "file_bytes": os.path.getsize(path), "tensor_bytes": total,
+            "decode_bytes_per_token": per_token, "n_params": n_params, "n_tensors": len(tensors),
+            "tensors_per_type": per_type, "tied_output": not has_output}
+
+
+def load_runs(runs_path):
+    """RUNS.tsv rows -> {(type, threads, engine, test): [t/s, ...]}, models {type: path}, failures."""
+    samples, models, failures, ran = {}, {}, [], set()
+    with open(runs_path) as f:
+        for line in f:
+            if not line.strip():
+                continue
+            engine, mtype, threads, rep, model, out = line.rstrip("\n").split("\t")
+            models[mtype] = model
+            ran.add((mtype, int(threads), engine))
+            try:
+                with open(out) as jf:
+                    entries = json.load(jf)
+            except (OSError, ValueError) as e:
+                failures.append("%s %s t=%s rep %s: no JSON (%s)" % (engine, mtype, threads, rep, e))
+                continue
+            for e in entries:
+                if e.get("n_prompt", 0) > 0 and e.get("n_gen", 0) == 0:
+                    test = "pp%d" % e["n_prompt"]
+                elif e.get("n_gen", 0) > 0 and e.get("n_prompt", 0) == 0:
+                    test = "tg%d" % e["n_gen"]
+                else:
+                    continue
+                ts = e.get("samples_ts") or [e["avg_ts"]]
+                key = (mtype, int(e.get("n_threads", threads)), engine, test)
+                samples.setdefault(key, []).extend(float(x) for x in ts)
+    return samples, models, failures, ran
+
+
+def load_stream(paths):
+    """Best triad/read GB/s per thread count over all STREAM JSON files given."""
+    best = {}
+    for p in paths:
+        try:
+            with open(p) as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            continue
+        for r in data.get("results", []):
+            t = int(r["threads"])
+            cur = best.setdefault(t, {"triad_gbs": 0.0, "read_gbs": 0.0, "array_bytes": data.get("array_bytes")})
+            cur["triad_gbs"] = max(cur["triad_gbs"], float(r["triad_gbs"]))
+            cur["read_gbs"] = max(cur["read_gbs"], float(r["read_gbs"]))
+    return best
+
+
+def mean_sd(xs):
+    if not xs:
+        return None, None
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+def fmt_ts(xs, was_run):
+    m, sd = mean_sd(xs)
+    if m is None:
+        return "fail" if was_run else "not run"
+    return "%.2f ± %.2f" % (m, sd)
+
+
+def fmt_bytes(n):
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return "%.2f %s" % (n / scale, unit)
+    return "%d B" % n
+
+
+def fmt_count(n):
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return "%.2f%s" % (n / scale, unit)
+    return "%d" % n
+
+
+def type_order(t):
+    order = ["F32", "BF16", "F16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_0", "Q4_K_M", "Q4_1", "Q4_0"]
+    return order.index(t) if t in order else len(order)
+
+
+def build_table(samples, models, stream, ran):
+    tests = sorted({k[3] for k in samples}, key=lambda s: (s[:2] != "pp", s))
+    types = sorted({k[0] for k in ran}, key=type_order)
+    threads = sorted({k[1] for k in ran})
+    lines = [
+        "| model | threads | test | frugal t/s | llama.cpp t/s | frugal / llama.cpp | target | "
+        "decode GB/s frugal / llama.cpp | % of triad frugal / llama.cpp |",
+        "|---|---:|---|---:|---:|---:|---|---:|---:|",
+    ]
+    weights = {t: weight_stats(models[t]) for t in types}
+    for mtype in types:
+        w = weights[mtype]
+        label = "%s (%s, %s params)" % (mtype, fmt_bytes(w["tensor_bytes"]), fmt_count(w["n_params"]))
+        for nt in threads:
+            for test in tests:
+                fr = samples.get((mtype, nt, "frugal", test), [])
+                lc = samples.get((mtype, nt, "llama.cpp", test), [])
+                fm, lm = mean_sd(fr)[0], mean_sd(lc)[0]
+                ratio = "%.2f" % (fm / lm) if fm and lm else "-"
+                goal = 0.5 if test.startswith("pp") else 0.8
+                target = "-" if ratio == "-" else ("≥ %.1f ok" % goal if fm / lm >= goal else "< %.1f MISSED" % goal)
+                gbs = frac = "-"
+                if test.startswith("tg"):
+                    per_tok = w["decode_bytes_per_token"]
+                    g = [x * per_tok / 1e9 if x else None for x in (fm, lm)]
+                    gbs = " / ".join("%.1f" % v if v else "-" for v in g)
+                    tri = stream.get(nt, {}).get("triad_gbs")
+                    if tri:
+                        frac = " / ".join("%.0f%%" % (100 * v / tri) if v else "-" for v in g)
+                lines.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (
+                    label, nt, test, fmt_ts(fr, (mtype, nt, "frugal") in ran),
+                    fmt_ts(lc, (mtype, nt, "llama.cpp") in ran), ratio, target, gbs, frac))
+    return "\n".join(lines), weights
+
+
+def render(args):
+    samples, models, failures, ran = load_runs(args.runs)
+    stream = load_stream(args.stream)
+    with open(args.meta) as f:
+        meta = json.load(f)
+    table, weights = build_table(samples, models, stream, ran)
+    out = ["Run %s on `%s` (%d logical CPUs; flags: %s), kernel %s." % (
+        meta["date"], meta["cpu_model"], meta["n_cpus"], meta["cpu_flags"], meta["kernel"])]
+    out.append("frugal commit `%s`; llama.cpp peer: %s." % (meta["commit"], meta["peer"]))
+    out.append("Command: `%s`." % meta["command"])
+    out.append("Load average before / after: %s / %s (other processes share this machine)." % (
+        meta.get("load_before", "?"), meta.get("load_after", "?")))
+    if stream:
+        parts = ["%d thread%s: triad %.1f GB/s, read %.1f GB/s" % (
+            t, "" if t == 1 else "s", s["triad_gbs"], s["read_gbs"]) for t, s in sorted(stream.items())]
+        arr = next(iter(stream.values())).get("array_bytes") or 0
+        out.append("Memory bandwidth (frugal_stream, 3 arrays of %.0f MiB, best of runs before and after): %s." % (
+            arr / 2**20, "; ".join(parts)))
+    out.append("")
+    out.append(table)
+    out.append("")
+    out.append("Mean ± sample standard deviation over %s interleaved repetitions per engine (one `-r 1` "
+               "invocation each, order alternating). Decode GB/s = tg t/s x bytes read per token (all "
+               "weights except the embedding table: %s)." % (meta["reps"], ", ".join(
+                   "%s %s" % (t, fmt_bytes(w["decode_bytes_per_token"])) for t, w in weights.items())))
+    if failures:
+        out.append("")
+        out.append("Failed runs: " + "; ".join(failures) + ".")
+    return "\n".join(out)
+
+
+def write_docs(path, block, text):
+    begin, end = "<!-- %s:begin -->" % block, "<!-- %s:end -->" % block
+    doc = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    replacement = begin + "\n" + text + "\n" + end
+    if pattern.search(doc):
+        doc = pattern.sub(lambda _m: replacement, doc, count=1)
+    else:
+        doc = doc.rstrip("\n") + "\n\n" + replacement + "\n"
+    with open(path, "w") as f:
+        f.write(doc)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("weights")
+    w.add_argument("model")
+    r = sub.add_parser("report")
+    r.add_argument("--runs", required=True)
+    r.add_argument("--stream", nargs="*", default=[])
+    r.add_argument("--meta", required=True)
+    r.add_argument("--docs")
+    r.add_argument("--block", default="bench-vs-llamacpp")
+    args = ap.parse_args()
+    if args.cmd == "weights":
+        print(json.dumps(weight_stats(args.model), indent=1))
+        return 0
+    text = render(args)
+    print(text)
+    if args.docs:
+        write_docs(args.docs, args.block, text)
+        print("\nwrote %s (block %s)" % (args.docs, args.block), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Builds the llama.cpp peer for scripts/bench-vs-llamacpp.sh: a native Release `llama-bench` (CPU only) from
+# the llama.cpp source bundled in the npm package node-llama-cpp 3.21.1 (llama.cpp commit 80fb11ac, the one
+# the golden logits in ../shared/golden were made with).
+#
+# Usage: scripts/llamacpp/build-llama-bench.sh [--dir DIR] [--rebuild] [--jobs N] [--check MODEL.gguf]
+#   --dir      cache directory (default $FRUGAL_LLAMACPP_DIR or ~/.cache/frugal/llamacpp); nothing is written
+#              inside the repository
+#   --rebuild  reconfigure and rebuild even if the binary exists
+#   --check    run llama-bench -p 16 -n 8 -r 1 on MODEL as a smoke test
+# Prints the path of llama-bench on the last line of stdout. Idempotent: a second run only checks.
+#
+# Build notes: GGML_NATIVE=ON (-march=native); GCC 12's AMX code paths crash, so AMX is off both as ggml
+# options and as -mno-amx-* (harmless on CPUs without AMX); OpenMP and the llamafile sgemm stay at
+# llama.cpp's defaults; no curl/openssl, no tests/examples/server.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+dir="${FRUGAL_LLAMACPP_DIR:-$HOME/.cache/frugal/llamacpp}"
+rebuild=0
+jobs="$(nproc)"
+check_model=""
+expected_commit="80fb11ac73e66d89eae2c6a91d8a77428fa733ed"
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --dir) dir="$2"; shift 2 ;;
+    --rebuild) rebuild=1; shift ;;
+    --jobs) jobs="$2"; shift 2 ;;
+    --check) check_model="$2"; shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "build-llama-bench.sh: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+
+log() { echo "[llamacpp] $*" >&2; }
+mkdir -p "$dir"
+
+# 1. npm package (source bundle + prebuilt libraries). --ignore-scripts: never download or compile at install.
+pkg_version() { node -p "require('$dir/node_modules/node-llama-cpp/package.json').version" 2>/dev/null || true; }
+if [[ "$(pkg_version)" != "3.21.1" ]] || ! cmp -s "$here/package.json" "$dir/package.json"; then
+  log "installing node-llama-cpp 3.21.1 into $dir"
+  cp "$here/package.json" "$dir/package.json"
+  (cd "$dir" && npm install --ignore-scripts --omit=optional --no-audit --no-fund >&2)
+fi
+bundle="$dir/node_modules/node-llama-cpp/llama/gitRelease.bundle"
+[[ -f "$bundle" ]] || { echo "build-llama-bench.sh: $bundle missing (node-llama-cpp layout changed?)" >&2; exit 1; }
+
+# 2. Source tree from the bundle.
+src="$dir/src"
+if [[ ! -d "$src/.git" ]]; then
+  log "cloning the llama.cpp source bundle into $src"
+  git -c advice.detachedHead=false clone -q "$bundle" "$src"
+fi
+commit="$(git -C "$src" rev-parse HEAD)"
+if [[ "$commit" != "$expected_commit" ]]; then
+  log "warning: llama.cpp source is at $commit, expected $expected_commit"
+fi
+
+# 3. Native Release build of llama-bench only.
+build="$dir/build"
+bin="$build/bin/llama-bench"
+amx_off="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+if [[ $rebuild -eq 1 || ! -x "$bin" ]]; then
+  log "configuring $build"
+  cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DGGML_NATIVE=ON -DGGML_CCACHE=OFF \
+    -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF \
+    -DCMAKE_C_FLAGS="$amx_off" -DCMAKE_CXX_FLAGS="$amx_off" \
+    -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+    -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_TOOLS=ON >&2
+  log "building llama-bench with $jobs jobs (several minutes on 2 cores)"
+  cmake --build "$build" --target llama-bench -j "$jobs" >&2
+  rm -f "$dir/build-info.txt"
+fi
+if [[ ! -f "$dir/build-info.txt" ]]; then
+  {
+    echo "llama.cpp commit: $commit"
+    echo "compiler: $(${CC:-cc} --version | head -1)"
+    echo "cmake: GGML_NATIVE=ON, AMX off, C/CXX flags: $amx_off"
+    echo "built: $(date -u -r "$bin" +%Y-%m-%dT%H:%M:%SZ)"
+  } > "$dir/build-info.txt"
+fi
+
+if [[ -n "$check_model" ]]; then
+  log "smoke test on $check_model"
+  "$bin" -m "$check_model" -p 16 -n 8 -r 1 -t 1 -o md >&2
+fi
+echo "$bin"
