@@ -153,6 +153,34 @@ std::string format_count(uint64_t n) {
   return buf;
 }
 
+std::string escape_text(std::string_view s, bool quotes, size_t max_bytes) {
+  std::string out = quotes ? "\"" : "";
+  size_t n = std::min(s.size(), max_bytes);
+  while (n > 0 && n < s.size() && ((unsigned char)s[n] & 0xC0) == 0x80) --n;  // never cut a UTF-8 sequence
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char c = (unsigned char)s[i];
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\\' || (quotes && c == '"')) {
+      out += '\\';
+      out += (char)c;
+    } else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
+      out += buf;
+    } else {
+      out += (char)c;
+    }
+  }
+  if (quotes) out += '"';
+  if (n < s.size()) out += "... (" + std::to_string(s.size()) + " bytes)";
+  return out;
+}
+
 std::string cpu_model_name() {
   std::ifstream in("/proc/cpuinfo");
   std::string line;

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "backend/backend.h"
@@ -69,6 +70,10 @@ std::string model_description(const GgufFile& f, uint64_t n_params);
 // "12.34 MiB" / "1.20 GiB"; "260.42 K" / "6.74 B" style counts.
 std::string format_bytes(uint64_t bytes);
 std::string format_count(uint64_t n);
+// One-line rendering of bytes: \n \t \r \\ and other control bytes escaped (\xNN); with quotes = true
+// also '"' escaped and the result wrapped in quotes. At most max_bytes input bytes are shown (cut at a
+// UTF-8 character boundary), then "... (N bytes)" (outside the quotes).
+std::string escape_text(std::string_view s, bool quotes, size_t max_bytes = SIZE_MAX);
 // The CPU's model name from /proc/cpuinfo ("unknown CPU" if unavailable).
 std::string cpu_model_name();
 

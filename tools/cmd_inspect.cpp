@@ -11,35 +11,7 @@ namespace frugal::cli {
 namespace {
 
 constexpr size_t kArrayItems = 8;     // array items shown before "..."
-constexpr size_t kStringChars = 80;   // string characters shown before "..."
-
-// Printable, one-line rendering of a string: quotes, escapes, truncation.
-std::string quote(std::string_view s, size_t max_chars) {
-  std::string out = "\"";
-  size_t n = 0;
-  for (char ch : s) {
-    if (n++ == max_chars) {
-      out += "\"... (" + std::to_string(s.size()) + " bytes)";
-      return out;
-    }
-    const unsigned char c = (unsigned char)ch;
-    if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (c == '"' || c == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
-      out += buf;
-    } else {
-      out += ch;
-    }
-  }
-  return out + "\"";
-}
+constexpr size_t kStringChars = 80;   // string bytes shown before "..."
 
 std::string scalar_string(const GgufValue& v) {
   char buf[64];
@@ -47,7 +19,7 @@ std::string scalar_string(const GgufValue& v) {
     case GgufType::FLOAT32:
     case GgufType::FLOAT64: std::snprintf(buf, sizeof(buf), "%g", v.f); return buf;
     case GgufType::BOOL: return v.b ? "true" : "false";
-    case GgufType::STRING: return quote(v.str, kStringChars);
+    case GgufType::STRING: return escape_text(v.str, /*quotes=*/true, kStringChars);
     case GgufType::UINT64: return std::to_string(v.u);
     default: return std::to_string(v.i);
   }
@@ -60,7 +32,7 @@ std::string value_string(const GgufValue& v) {
   for (size_t k = 0; k < shown; ++k) {
     if (k) out += ", ";
     if (v.elem_type == GgufType::STRING) {
-      out += quote(v.strings[k], 24);
+      out += escape_text(v.strings[k], /*quotes=*/true, 32);
     } else if (v.elem_type == GgufType::FLOAT32 || v.elem_type == GgufType::FLOAT64) {
       char buf[32];
       std::snprintf(buf, sizeof(buf), "%g", v.array_float(k));

@@ -19,30 +19,6 @@ struct TokenizeOptions {
   bool parse_special = false;
 };
 
-// One-line rendering of a piece: control bytes escaped so "id<TAB>piece" stays one line per token.
-std::string escape_piece(const std::string& s) {
-  std::string out;
-  for (char ch : s) {
-    const unsigned char c = (unsigned char)ch;
-    if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (c == '\r') {
-      out += "\\r";
-    } else if (c == '\\') {
-      out += "\\\\";
-    } else if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
-      out += buf;
-    } else {
-      out += ch;
-    }
-  }
-  return out;
-}
-
 Status tokenize(const TokenizeOptions& o) {
   if (!o.prompt.empty() && !o.file.empty()) return invalid_argument("give the text with -p or -f, not both");
   std::string text = o.prompt;
@@ -62,7 +38,7 @@ Status tokenize(const TokenizeOptions& o) {
     return Status::Ok();
   }
   for (int32_t id : ids) {
-    std::printf("%d\t%s\n", id, escape_piece(tok->token_to_piece(id, /*render_special=*/true)).c_str());
+    std::printf("%d\t%s\n", id, escape_text(tok->token_to_piece(id, /*render_special=*/true), /*quotes=*/false).c_str());
   }
   return Status::Ok();
 }
