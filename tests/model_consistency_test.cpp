@@ -23,7 +23,9 @@ namespace {
 struct Case {
   std::string name;
   SynthSpec spec;
-  double ref_budget;  // max NMSE vs the reference backend
+  // Max NMSE vs the reference backend: float summation order only (F32/F16/BF16); for quantized types
+  // also a Q8 activation rounding that flips when its input moved by an ulp (as in the golden README).
+  double ref_budget;
 };
 
 Case make_case(std::string name, std::string arch, int n_head_kv, bool tied, std::string type, double budget) {
@@ -50,16 +52,16 @@ std::vector<Case> cases() {
       make_case("llama_mqa_tied_F32", "llama", 1, true, "F32", 1e-9),
       make_case("llama_mha_F16", "llama", 4, false, "F16", 1e-6),
       make_case("llama_gqa_BF16", "llama", 2, false, "BF16", 1e-6),
-      make_case("llama_gqa_Q8_0", "llama", 2, false, "Q8_0", 1e-4),
-      make_case("llama_mqa_Q4_0", "llama", 1, false, "Q4_0", 1e-4),
-      make_case("llama_gqa_Q4_1", "llama", 2, true, "Q4_1", 1e-4),
-      make_case("llama_gqa_Q5_0", "llama", 2, false, "Q5_0", 1e-4),
-      make_case("llama_gqa_Q5_1", "llama", 2, false, "Q5_1", 1e-4),
-      make_case("llama_gqa_Q4_K_M", "llama", 2, false, "Q4_K_M", 1e-4),
-      make_case("llama_gqa_Q5_K_M", "llama", 2, false, "Q5_K_M", 1e-4),
-      make_case("llama_gqa_Q6_K", "llama", 2, false, "Q6_K", 1e-4),
+      make_case("llama_gqa_Q8_0", "llama", 2, false, "Q8_0", 1e-3),
+      make_case("llama_mqa_Q4_0", "llama", 1, false, "Q4_0", 1e-3),
+      make_case("llama_gqa_Q4_1", "llama", 2, true, "Q4_1", 1e-3),
+      make_case("llama_gqa_Q5_0", "llama", 2, false, "Q5_0", 1e-3),
+      make_case("llama_gqa_Q5_1", "llama", 2, false, "Q5_1", 1e-3),
+      make_case("llama_gqa_Q4_K_M", "llama", 2, false, "Q4_K_M", 1e-3),
+      make_case("llama_gqa_Q5_K_M", "llama", 2, false, "Q5_K_M", 1e-3),
+      make_case("llama_gqa_Q6_K", "llama", 2, false, "Q6_K", 1e-3),
       make_case("qwen2_gqa_F32", "qwen2", 2, false, "F32", 1e-9),
-      make_case("qwen2_mqa_tied_Q8_0", "qwen2", 1, true, "Q8_0", 1e-4),
+      make_case("qwen2_mqa_tied_Q8_0", "qwen2", 1, true, "Q8_0", 1e-3),
   };
 }
 
