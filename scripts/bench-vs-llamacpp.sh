@@ -3,7 +3,7 @@
 #
 # Usage: scripts/bench-vs-llamacpp.sh [--quick] [--threads 1,2] [--types F16,Q8_0,Q4_0,Q4_K_M] [--reps 3]
 #                                     [--pp 512] [--tg 128] [--model FILE.gguf ...] [--llamacpp-only]
-#                                     [--cache-dir DIR] [--regen] [--docs | --no-docs]
+#                                     [--cache-dir DIR] [--regen] [--docs | --no-docs] [--wait-quiet SECONDS]
 #
 #   Builds frugal (Release, build-bench/) and a native llama-bench (scripts/llamacpp/build-llama-bench.sh,
 #   cached outside the repo), writes random-weight llama models with `frugal synth` into the cache dir
@@ -17,7 +17,8 @@
 #   deepseek-llm vocabulary (~1.1B params), seed 1. --quick: n_embd 1024, 8 layers, 16 heads, 4 kv heads,
 #   n_ff 2816, 1 rep, pp128/tg32, no docs unless --docs.
 #   --model FILE (repeatable) benchmarks existing files instead (label = file name); --llamacpp-only skips
-#   frugal (to check the peer on its own).
+#   frugal (to check the peer on its own). Before each round the CPU time used by other processes is
+#   sampled for 1 s and recorded; --wait-quiet S waits up to S seconds (default 300) for it to drop below 15%.
 # A benchmark, not a test: it never fails on a time. Environment: FRUGAL_BENCH_CACHE, FRUGAL_LLAMACPP_DIR.
 set -euo pipefail
 
@@ -33,6 +34,7 @@ docs="auto"
 regen=0
 llamacpp_only=0
 models=()
+wait_quiet=300
 cache="${FRUGAL_BENCH_CACHE:-$HOME/.cache/frugal/bench}"
 command_line="scripts/bench-vs-llamacpp.sh $*"
 
@@ -50,7 +52,8 @@ while [[ $# -gt 0 ]]; do
     --regen) regen=1; shift ;;
     --docs) docs="yes"; shift ;;
     --no-docs) docs="no"; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --wait-quiet) wait_quiet="$2"; shift 2 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "bench-vs-llamacpp.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -118,6 +121,27 @@ log "memory bandwidth (frugal_stream)"
 cat "$run_dir/stream-before.json" >&2
 
 # 4. Interleaved runs.
+cpu_busy_pct() {  # percent of all CPUs busy over one second (nothing of ours runs meanwhile)
+  local a b
+  a="$(head -1 /proc/stat)"; sleep 1; b="$(head -1 /proc/stat)"
+  awk -v a="$a" -v b="$b" 'BEGIN {
+    n = split(a, x, " "); split(b, y, " "); total = 0; idle = 0
+    for (i = 2; i <= n; i++) { d = y[i] - x[i]; total += d; if (i == 5 || i == 6) idle += d }
+    pct = 0; if (total > 0) pct = 100 * (total - idle) / total
+    printf "%d", pct + 0.5 }'
+}
+wait_for_quiet() {  # sets $busy
+  local waited=0
+  busy="$(cpu_busy_pct)"
+  while (( busy > 15 && waited < wait_quiet )); do
+    (( waited == 0 )) && log "  machine busy (${busy}% CPU used by others); waiting up to ${wait_quiet}s"
+    sleep 9; waited=$((waited + 10))
+    busy="$(cpu_busy_pct)"
+  done
+  (( busy > 15 )) && log "  still ${busy}% busy; running anyway"
+  return 0
+}
+
 run_engine() {  # engine label threads rep model
   local engine="$1" label="$2" nt="$3" rep="$4" model="$5"
   local out="$run_dir/$engine-$label-t$nt-r$rep.json"
@@ -129,8 +153,8 @@ run_engine() {  # engine label threads rep model
     "$llama_bench" -m "$model" -p "$pp" -n "$tg" -t "$nt" -r 1 -o json > "$out" 2> "$err" || rc=$?
   fi
   [[ $rc -eq 0 ]] || log "  $engine exited with $rc (see $err)"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$([[ $engine == frugal ]] && echo frugal || echo llama.cpp)" \
-    "$label" "$nt" "$rep" "$model" "$out" >> "$runs"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$([[ $engine == frugal ]] && echo frugal || echo llama.cpp)" \
+    "$label" "$nt" "$rep" "$model" "$out" "$busy" >> "$runs"
 }
 
 engines=(frugal llamacpp)
@@ -143,6 +167,7 @@ for row in "${model_rows[@]}"; do
       order=("${engines[@]}")
       if (( round % 2 == 1 )) && [[ ${#engines[@]} -eq 2 ]]; then order=(llamacpp frugal); fi
       round=$((round + 1))
+      wait_for_quiet
       for e in "${order[@]}"; do
         log "$label threads=$nt rep $rep/$reps: $e"
         run_engine "$e" "$label" "$nt" "$rep" "$model"

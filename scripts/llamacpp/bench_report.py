@@ -135,14 +135,17 @@ def weight_stats(path):
 
 def load_runs(runs_path):
     """RUNS.tsv rows -> {(type, threads, engine, test): [t/s, ...]}, models {type: path}, failures."""
-    samples, models, failures, ran = {}, {}, [], set()
+    samples, models, failures, ran, busy = {}, {}, [], set(), {}
     with open(runs_path) as f:
         for line in f:
             if not line.strip():
                 continue
-            engine, mtype, threads, rep, model, out = line.rstrip("\n").split("\t")
-            models[mtype] = model
+            fields = line.rstrip("\n").split("\t")
+            engine, mtype, threads, rep, model, out = fields[:6]
+            models.setdefault(mtype, model)  # dicts keep insertion order: types in the order they ran
             ran.add((mtype, int(threads), engine))
+            if len(fields) > 6 and fields[6]:
+                busy.setdefault((mtype, int(threads)), []).append(int(fields[6]))
             try:
                 with open(out) as jf:
                     entries = json.load(jf)
@@ -159,7 +162,7 @@ def load_runs(runs_path):
                 ts = e.get("samples_ts") or [e["avg_ts"]]
                 key = (mtype, int(e.get("n_threads", threads)), engine, test)
                 samples.setdefault(key, []).extend(float(x) for x in ts)
-    return samples, models, failures, ran
+    return samples, models, failures, ran, busy
 
 
 def load_stream(paths):
@@ -206,19 +209,14 @@ def fmt_count(n):
     return "%d" % n
 
 
-def type_order(t):
-    order = ["F32", "BF16", "F16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_0", "Q4_K_M", "Q4_1", "Q4_0"]
-    return order.index(t) if t in order else len(order)
-
-
-def build_table(samples, models, stream, ran):
+def build_table(samples, models, stream, ran, busy):
     tests = sorted({k[3] for k in samples}, key=lambda s: (s[:2] != "pp", s))
-    types = sorted({k[0] for k in ran}, key=type_order)
+    types = list(models)
     threads = sorted({k[1] for k in ran})
     lines = [
         "| model | threads | test | frugal t/s | llama.cpp t/s | frugal / llama.cpp | target | "
-        "decode GB/s frugal / llama.cpp | % of triad frugal / llama.cpp |",
-        "|---|---:|---|---:|---:|---:|---|---:|---:|",
+        "decode GB/s frugal / llama.cpp | % of triad frugal / llama.cpp | others' CPU % |",
+        "|---|---:|---|---:|---:|---:|---|---:|---:|---:|",
     ]
     weights = {t: weight_stats(models[t]) for t in types}
     for mtype in types:
@@ -240,18 +238,20 @@ def build_table(samples, models, stream, ran):
                     tri = stream.get(nt, {}).get("triad_gbs")
                     if tri:
                         frac = " / ".join("%.0f%%" % (100 * v / tri) if v else "-" for v in g)
-                lines.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (
+                b = busy.get((mtype, nt))
+                others = "%d-%d" % (min(b), max(b)) if b else "-"
+                lines.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                     label, nt, test, fmt_ts(fr, (mtype, nt, "frugal") in ran),
-                    fmt_ts(lc, (mtype, nt, "llama.cpp") in ran), ratio, target, gbs, frac))
+                    fmt_ts(lc, (mtype, nt, "llama.cpp") in ran), ratio, target, gbs, frac, others))
     return "\n".join(lines), weights
 
 
 def render(args):
-    samples, models, failures, ran = load_runs(args.runs)
+    samples, models, failures, ran, busy = load_runs(args.runs)
     stream = load_stream(args.stream)
     with open(args.meta) as f:
         meta = json.load(f)
-    table, weights = build_table(samples, models, stream, ran)
+    table, weights = build_table(samples, models, stream, ran, busy)
     out = ["Run %s on `%s` (%d logical CPUs; flags: %s), kernel %s." % (
         meta["date"], meta["cpu_model"], meta["n_cpus"], meta["cpu_flags"], meta["kernel"])]
     out.append("frugal commit `%s`; llama.cpp peer: %s." % (meta["commit"], meta["peer"]))
@@ -269,8 +269,9 @@ def render(args):
     out.append("")
     out.append("Mean ± sample standard deviation over %s interleaved repetitions per engine (one `-r 1` "
                "invocation each, order alternating). Decode GB/s = tg t/s x bytes read per token (all "
-               "weights except the embedding table: %s)." % (meta["reps"], ", ".join(
-                   "%s %s" % (t, fmt_bytes(w["decode_bytes_per_token"])) for t, w in weights.items())))
+               "weights except the embedding table: %s). Others' CPU %% = share of all CPUs busy during the "
+               "1 s before each round (min-max over rounds), when neither engine ran." % (meta["reps"], ", ".join(
+                   "%s %.1f MB" % (t, w["decode_bytes_per_token"] / 1e6) for t, w in weights.items())))
     if failures:
         out.append("")
         out.append("Failed runs: " + "; ".join(failures) + ".")
