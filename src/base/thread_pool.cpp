@@ -9,8 +9,14 @@
 namespace frugal {
 
 namespace {
-constexpr int kSpinIterations = 1 << 16;  // ~ tens of microseconds before sleeping
-inline void cpu_relax() { _mm_pause(); }
+// Pure spinning is fastest on an idle machine, but when cores are oversubscribed a spinning waiter burns
+// the quantum another thread needs; so spin briefly, then yield, then sleep.
+constexpr int kSpinIterations = 2000;  // a few microseconds of pause
+constexpr int kYieldIterations = 200;
+inline void backoff(int iteration) {
+  if (iteration < kSpinIterations) _mm_pause();
+  else std::this_thread::yield();
+}
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
@@ -21,33 +27,43 @@ ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_.store(true);
-    generation_.fetch_add(1);
+    job_.fetch_add(1);
   }
   cv_.notify_all();
   for (auto& w : workers_) w.join();
 }
 
-void ThreadPool::run_share(int thread) {
-  for (int64_t i = thread; i < n_tasks_; i += n_threads_) (*fn_)(i, thread);
+void ThreadPool::run_tasks(uint32_t job, int thread) {
+  Slot& slot = slots_[job & 1];
+  for (;;) {
+    uint64_t c = claim_.load(std::memory_order_acquire);
+    if ((uint32_t)(c >> 32) != job) return;  // a newer job: ours is finished
+    const auto* fn = slot.fn.load(std::memory_order_acquire);
+    const int64_t n = slot.n_tasks.load(std::memory_order_acquire);
+    const int64_t i = (int64_t)(c & 0xffffffffu);
+    if (i >= n) return;
+    if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel)) continue;
+    (*fn)(i, thread);
+    slot.done.fetch_add(1, std::memory_order_acq_rel);
+  }
 }
 
 void ThreadPool::worker_main(int thread) {
-  uint64_t seen = 0;
+  uint32_t seen = 0;
   for (;;) {
-    uint64_t g = generation_.load(std::memory_order_acquire);
-    for (int spin = 0; g == seen && spin < kSpinIterations; ++spin) {
-      cpu_relax();
-      g = generation_.load(std::memory_order_acquire);
+    uint32_t j = job_.load(std::memory_order_acquire);
+    for (int it = 0; j == seen && it < kSpinIterations + kYieldIterations; ++it) {
+      backoff(it);
+      j = job_.load(std::memory_order_acquire);
     }
-    if (g == seen) {
+    if (j == seen) {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return generation_.load() != seen; });
-      g = generation_.load(std::memory_order_acquire);
+      cv_.wait(lock, [&] { return job_.load() != seen; });
+      j = job_.load(std::memory_order_acquire);
     }
-    seen = g;
+    seen = j;
     if (stop_.load()) return;
-    run_share(thread);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    run_tasks(j, thread);
   }
 }
 
@@ -57,18 +73,21 @@ void ThreadPool::parallel_for(int64_t n_tasks, const std::function<void(int64_t,
     for (int64_t i = 0; i < n_tasks; ++i) fn(i, 0);
     return;
   }
-  fn_ = &fn;
-  n_tasks_ = n_tasks;
-  pending_.store(n_threads_ - 1, std::memory_order_release);
+  FRUGAL_CHECK(n_tasks < (int64_t(1) << 32));
+  const uint32_t job = job_.load(std::memory_order_relaxed) + 1;
+  Slot& slot = slots_[job & 1];
+  slot.fn.store(&fn, std::memory_order_relaxed);
+  slot.n_tasks.store(n_tasks, std::memory_order_relaxed);
+  slot.done.store(0, std::memory_order_relaxed);
+  claim_.store((uint64_t)job << 32, std::memory_order_release);
   {
-    // The lock orders the generation bump against a worker that is about to sleep.
+    // The lock orders the job bump against a worker that is about to sleep.
     std::lock_guard<std::mutex> lock(mu_);
-    generation_.fetch_add(1, std::memory_order_acq_rel);
+    job_.store(job, std::memory_order_release);
   }
   cv_.notify_all();
-  run_share(0);
-  while (pending_.load(std::memory_order_acquire) != 0) cpu_relax();
-  fn_ = nullptr;
+  run_tasks(job, 0);
+  for (int it = 0; slot.done.load(std::memory_order_acquire) != n_tasks; ++it) backoff(it);
 }
 
 void ThreadPool::parallel_range(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn) {

@@ -1,9 +1,10 @@
 // ThreadPool: a fixed set of workers for short data-parallel ops (a matmul, an attention pass).
 //
-// parallel_for(n, fn) runs fn(i, thread_id) for i in [0, n), spread over the caller plus n_threads-1
-// workers, and returns when all are done. Work is split statically: task i always goes to thread
-// i % n_threads, so a thread keeps touching the same rows from op to op (cache locality) and results never
-// depend on timing. Workers spin for a bounded time waiting for the next op, then sleep on a condvar.
+// parallel_for(n, fn) runs fn(i, thread_id) for every i in [0, n) exactly once, on the caller plus
+// n_threads-1 workers, and returns when all are done. Tasks are claimed from a shared counter, so a worker
+// that the OS has not scheduled yet (busy or oversubscribed machine) never stalls the op: the threads that
+// are running take its tasks. Results must not depend on which thread runs a task (fn gets the thread id
+// only to pick per-thread scratch). Waiting is spin -> yield -> sleep on a condvar.
 //
 // Thread-safety: one caller at a time (the engine thread owns the pool). fn must not call parallel_for.
 #pragma once
@@ -34,15 +35,23 @@ class ThreadPool {
   void parallel_range(int64_t n, const std::function<void(int64_t begin, int64_t end, int thread)>& fn);
 
  private:
+  // Job state, double-buffered by job parity: a straggler still looking at job j can only read slot
+  // j&1, which is rewritten for job j+2 -- after the claim counter has moved on, so its claim fails.
+  struct Slot {
+    std::atomic<const std::function<void(int64_t, int)>*> fn{nullptr};
+    std::atomic<int64_t> n_tasks{0};
+    std::atomic<int64_t> done{0};
+  };
   void worker_main(int thread);
-  void run_share(int thread);
+  // Claims and runs tasks of job `job` until none are left. Returns the number run.
+  void run_tasks(uint32_t job, int thread);
 
   int n_threads_;
   std::vector<std::thread> workers_;
-  const std::function<void(int64_t, int)>* fn_ = nullptr;
-  int64_t n_tasks_ = 0;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  Slot slots_[2];
+  // (job << 32) | next task index: claiming a task is a CAS that also proves the job is still current.
+  std::atomic<uint64_t> claim_{0};
+  std::atomic<uint32_t> job_{0};
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::condition_variable cv_;
