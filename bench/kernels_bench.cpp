@@ -97,6 +97,23 @@ void bm_matmul(benchmark::State& st, DType t, Isa isa, int64_t T, int threads) {
   st.counters["FLOP/s"] = benchmark::Counter(2.0 * kK * kN * T * st.iterations(), benchmark::Counter::kIsRate);
 }
 
+// Decode compute rate with W resident in L2 (K = 2048, N = 128): what a row tile costs when memory is
+// not the limit. Decode is memory-bound when this is well above the DRAM rate of Matmul/.../T1.
+void bm_matmul_hot(benchmark::State& st, DType t, Isa isa) {
+  const int64_t N = 128;
+  const size_t rb = dtype_row_bytes(t, kK);
+  const std::vector<uint8_t> wq = make_weights(t, kK, N);
+  const std::vector<float> x = normal(kK, 3);
+  std::vector<float> y(N);
+  MatmulScratch scratch;
+  const WeightView w{t, kK, N, wq.data(), rb};
+  for (auto _ : st) {
+    matmul_cpu(nullptr, isa, w, x.data(), 1, y.data(), scratch);
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.counters["W_B/s"] = benchmark::Counter((double)rb * N * st.iterations(), benchmark::Counter::kIsRate);
+}
+
 void register_all() {
   std::vector<Isa> isas;
   for (Isa i : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512})
@@ -105,6 +122,7 @@ void register_all() {
     for (Isa isa : isas) {
       const std::string tag = std::string(dtype_name(t)) + "/" + isa_name(isa);
       benchmark::RegisterBenchmark(("VecDot/" + tag).c_str(), bm_vec_dot, t, isa);
+      benchmark::RegisterBenchmark(("MatmulHotT1/" + tag).c_str(), bm_matmul_hot, t, isa);
       for (int64_t T : {1, 64, 512}) {
         if (isa == Isa::kScalar && T > 1) continue;  // minutes per iteration; not informative
         for (int threads : {1, 2}) {

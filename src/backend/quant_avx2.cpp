@@ -39,7 +39,7 @@ struct FloatKernel {
     __m256 acc[R][C];
     unroll<R>([&](auto r) { unroll<C>([&](auto c) { acc[r][c] = _mm256_setzero_ps(); }); });
     // Rows are read through `wp`/`xp` so the tail can point them at zero-padded copies.
-    auto step = [&](const uint8_t* const* wp, const uint8_t* const* xp) {
+    auto step = [&](const uint8_t* const* wp, const uint8_t* const* xp) __attribute__((always_inline)) {
       __m256 wv[R];
       unroll<R>([&](auto r) { wv[r] = L::load(wp[r]); });
       unroll<C>([&](auto c) {

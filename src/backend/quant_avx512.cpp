@@ -57,7 +57,7 @@ struct FloatKernel {
   static void tile(const TileArgs& a) {
     __m512 acc[R][C];
     unroll<R>([&](auto r) { unroll<C>([&](auto c) { acc[r][c] = _mm512_setzero_ps(); }); });
-    auto step = [&](int64_t i, int tail) {
+    auto step = [&](int64_t i, int tail) __attribute__((always_inline)) {
       __m512 wv[R];
       unroll<R>([&](auto r) {
         const uint8_t* p = a.w + r * a.w_row_bytes + i * L::kElemBytes;
@@ -91,7 +91,7 @@ struct Bf16DpKernel {
   static void tile(const TileArgs& a) {
     __m512 acc[R][C];
     unroll<R>([&](auto r) { unroll<C>([&](auto c) { acc[r][c] = _mm512_setzero_ps(); }); });
-    auto step = [&](int64_t i, int tail) {
+    auto step = [&](int64_t i, int tail) __attribute__((always_inline)) {
       __m512bh wv[R];
       unroll<R>([&](auto r) { wv[r] = load(a.w + r * a.w_row_bytes + i * 2, tail); });
       unroll<C>([&](auto c) {
