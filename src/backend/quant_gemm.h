@@ -25,6 +25,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <utility>
+#include <vector>
 
 namespace frugal {
 namespace {  // NOLINT: see the header comment
@@ -70,9 +71,80 @@ constexpr size_t kPanelBytes = 256 * 1024;  // weight bytes per panel (fits L2 w
 // uses the full register tile.
 constexpr int64_t kSequentialRowsMaxT = 2;
 
+// Optional packed path. A kernel may also provide
+//   static size_t packed_row_bytes(int64_t n), packed_col_bytes(int64_t n);
+//   static void pack_rows(const uint8_t* w, size_t w_row_bytes, int64_t rows, int64_t n, uint8_t* dst);
+//   static void pack_cols(const uint8_t* x, size_t x_row_bytes, int64_t cols, int64_t n, uint8_t* dst);
+//   template <int R, int C> static void tile_packed(const TileArgs& a);   // a.w/a.x: packed data
+// where packing precomputes, once per panel (rows) or per column tile, the vectors tile() derives
+// from the raw blocks on every step (unsigned codes, scale vectors, offset corrections), so that the
+// inner loop is left with the multiply-adds. tile_packed must do tile()'s exact arithmetic.
+template <class Kern>
+concept PackableKernel = requires(const uint8_t* src, uint8_t* dst, size_t stride, int64_t n) {
+  Kern::packed_row_bytes(n);
+  Kern::packed_col_bytes(n);
+  Kern::pack_rows(src, stride, n, n, dst);
+  Kern::pack_cols(src, stride, n, n, dst);
+};
+
+constexpr int64_t kPackMinT = 8;  // packing pays off once a panel is reused by this many tokens
+
+template <class Kern, int R, int C>
+void packed_tile_entry(const TileArgs& a) {
+  Kern::template tile_packed<R, C>(a);
+}
+
+template <class Kern, size_t... I>
+constexpr std::array<TileFn, sizeof...(I)> make_packed_tile_table(std::index_sequence<I...>) {
+  return {&packed_tile_entry<Kern, (int)(I / Kern::kCols) + 1, (int)(I % Kern::kCols) + 1>...};
+}
+
+template <class Kern>
+constexpr std::array<TileFn, Kern::kRows * Kern::kCols> kPackedTileTable =
+    make_packed_tile_table<Kern>(std::make_index_sequence<Kern::kRows * Kern::kCols>{});
+
+// A 64-byte aligned view of at least `bytes` bytes of v (grow-only): packed vectors are written and
+// read as whole cache lines.
+inline uint8_t* grow(std::vector<uint8_t>& v, size_t bytes) {
+  if (v.size() < bytes + 64) v.resize(bytes + 64);
+  const uintptr_t p = reinterpret_cast<uintptr_t>(v.data());
+  return v.data() + ((64 - (p & 63)) & 63);
+}
+
+template <class Kern>
+void gemm_tiles_packed(int64_t n, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64_t r1, const uint8_t* x,
+                       size_t x_row_bytes, int64_t T, float* y, int64_t ldy) {
+  constexpr int R = Kern::kRows, C = Kern::kCols;
+  thread_local std::vector<uint8_t> wbuf, xbuf;  // grow-only, per thread
+  const size_t prb = Kern::packed_row_bytes(n), pcb = Kern::packed_col_bytes(n);
+  const int64_t panel = std::clamp<int64_t>((int64_t)(kPanelBytes / prb) / R * R, R, 512);
+  uint8_t* wp = grow(wbuf, (size_t)panel * prb);
+  uint8_t* xp = grow(xbuf, (size_t)C * pcb);
+  for (int64_t p0 = r0; p0 < r1; p0 += panel) {
+    const int64_t p1 = std::min(r1, p0 + panel);
+    Kern::pack_rows(w + (size_t)p0 * w_row_bytes, w_row_bytes, p1 - p0, n, wp);
+    for (int64_t t0 = 0; t0 < T; t0 += C) {
+      const int c = (int)std::min<int64_t>(C, T - t0);
+      Kern::pack_cols(x + (size_t)t0 * x_row_bytes, x_row_bytes, c, n, xp);
+      for (int64_t r = p0; r < p1; r += R) {
+        const int rr = (int)std::min<int64_t>(R, p1 - r);
+        const TileArgs a{n, wp + (size_t)(r - p0) * prb, prb, xp, pcb, y + t0 * ldy + r, ldy};
+        kPackedTileTable<Kern>[(size_t)(rr - 1) * C + (c - 1)](a);
+      }
+    }
+  }
+}
+
 template <class Kern>
 void gemm_tiles(int64_t n, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1, const void* x,
                 size_t x_row_bytes, int64_t T, float* y, int64_t ldy) {
+  if constexpr (PackableKernel<Kern>) {
+    if (T >= kPackMinT) {
+      gemm_tiles_packed<Kern>(n, static_cast<const uint8_t*>(w), w_row_bytes, r0, r1, static_cast<const uint8_t*>(x),
+                              x_row_bytes, T, y, ldy);
+      return;
+    }
+  }
   constexpr int C = Kern::kCols;
   const int R = T <= kSequentialRowsMaxT ? 1 : Kern::kRows;
   const auto* wb = static_cast<const uint8_t*>(w);

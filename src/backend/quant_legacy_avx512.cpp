@@ -95,37 +95,114 @@ template <class W, class A, int kR, int kC>
 struct LegacyKernel {
   static constexpr int kRows = kR, kCols = kC;
 
-  template <int R, int C>
-  static void tile(const TileArgs& a) {
+  // What one step (two blocks) needs from a weight row / an activation column. The packed layouts
+  // store exactly these vectors, so packed and unpacked tiles do identical arithmetic.
+  struct RowStep {
+    __m512i q;
+    __m512 d, m;  // m: Q4_1/Q5_1 min in lanes 0 and 8
+  };
+  struct ColStep {
+    __m512i q, corr;  // corr: -offset * sum4(x), the starting value of every integer sum
+    __m512 d, s;      // s: Q8_1 block sums (Q4_1/Q5_1 only)
+  };
+  static constexpr int kRowStepBytes = W::kMin ? 192 : 128;
+  static constexpr int kColStepBytes = 192;
+
+  static RowStep row_step(const uint8_t* row, int64_t ib, bool two) {
+    const uint8_t* b0 = row + ib * W::kBytes;
+    const uint8_t* b1 = b0 + W::kBytes;
+    RowStep st;
+    st.q = W::codes(b0, b1, two);
+    st.d = half_pair(ld_u16(b0), two ? ld_u16(b1) : 0);
+    if constexpr (W::kMin) st.m = half_pair_lane0(ld_u16(b0 + 2), two ? ld_u16(b1 + 2) : 0);
+    return st;
+  }
+
+  static ColStep col_step(const uint8_t* col, int64_t ib, bool two) {
+    const uint8_t* b0 = col + ib * A::kBytes;
+    const uint8_t* b1 = b0 + A::kBytes;
+    ColStep st;
+    st.q = two ? load_2x256(b0 + A::kQs, b1 + A::kQs) : load_1x256(b0 + A::kQs);
+    st.d = half_pair(ld_u16(b0), two ? ld_u16(b1) : 0);
+    st.corr = _mm512_setzero_si512();
+    if constexpr (W::kOffset != 0)
+      st.corr = _mm512_sub_epi32(st.corr, _mm512_dpbusd_epi32(st.corr, _mm512_set1_epi8((char)W::kOffset), st.q));
+    if constexpr (W::kMin) st.s = half_pair(ld_u16(b0 + 2), two ? ld_u16(b1 + 2) : 0);
+    return st;
+  }
+
+  static int64_t steps(int64_t n) { return (n / 32 + 1) / 2; }
+  static size_t packed_row_bytes(int64_t n) { return (size_t)steps(n) * kRowStepBytes; }
+  static size_t packed_col_bytes(int64_t n) { return (size_t)steps(n) * kColStepBytes; }
+
+  static void pack_rows(const uint8_t* w, size_t w_row_bytes, int64_t rows, int64_t n, uint8_t* dst) {
+    const int64_t nb = n / 32;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t s = 0; s < steps(n); ++s) {
+        const RowStep st = row_step(w + r * w_row_bytes, 2 * s, 2 * s + 1 < nb);
+        uint8_t* p = dst + r * packed_row_bytes(n) + s * kRowStepBytes;
+        _mm512_storeu_si512(p, st.q);
+        _mm512_storeu_ps(p + 64, st.d);
+        if constexpr (W::kMin) _mm512_storeu_ps(p + 128, st.m);
+      }
+  }
+
+  static void pack_cols(const uint8_t* x, size_t x_row_bytes, int64_t cols, int64_t n, uint8_t* dst) {
+    const int64_t nb = n / 32;
+    for (int64_t c = 0; c < cols; ++c)
+      for (int64_t s = 0; s < steps(n); ++s) {
+        const ColStep st = col_step(x + c * x_row_bytes, 2 * s, 2 * s + 1 < nb);
+        uint8_t* p = dst + c * packed_col_bytes(n) + s * kColStepBytes;
+        _mm512_storeu_si512(p, st.q);
+        if constexpr (W::kMin) {
+          _mm512_storeu_ps(p + 64, st.s);
+        } else {
+          _mm512_storeu_si512(p + 64, st.corr);
+        }
+        _mm512_storeu_ps(p + 128, st.d);
+      }
+  }
+
+  // kPacked: a.w / a.x point at pack_rows / pack_cols output (row stride a.w_row_bytes = packed row
+  // bytes, column stride a.x_row_bytes = packed column bytes).
+  template <int R, int C, bool kPacked>
+  static void tile_impl(const TileArgs& a) {
     const int64_t nb = a.n / 32;
     __m512 acc[R][C];
     unroll<R>([&](auto r) { unroll<C>([&](auto c) { acc[r][c] = _mm512_setzero_ps(); }); });
 
-    auto step = [&](auto two_tag, int64_t ib) {
+    auto step = [&](auto two_tag, int64_t ib) __attribute__((always_inline)) {
       constexpr bool kTwo = decltype(two_tag)::value;
-      __m512i wq[R];
-      __m512 wd[R], wm[R];
+      RowStep rs[R];
       unroll<R>([&](auto r) {
-        const uint8_t* b0 = a.w + r * a.w_row_bytes + ib * W::kBytes;
-        const uint8_t* b1 = b0 + W::kBytes;
-        wq[r] = W::codes(b0, b1, kTwo);
-        wd[r] = half_pair(ld_u16(b0), kTwo ? ld_u16(b1) : 0);
-        if constexpr (W::kMin) wm[r] = half_pair_lane0(ld_u16(b0 + 2), kTwo ? ld_u16(b1 + 2) : 0);
+        if constexpr (kPacked) {
+          const uint8_t* p = a.w + r * a.w_row_bytes + (ib / 2) * kRowStepBytes;
+          rs[r].q = _mm512_loadu_si512(p);
+          rs[r].d = _mm512_loadu_ps(p + 64);
+          if constexpr (W::kMin) rs[r].m = _mm512_loadu_ps(p + 128);
+        } else {
+          rs[r] = row_step(a.w + r * a.w_row_bytes, ib, kTwo);
+        }
       });
       unroll<C>([&](auto c) {
-        const uint8_t* b0 = a.x + c * a.x_row_bytes + ib * A::kBytes;
-        const uint8_t* b1 = b0 + A::kBytes;
-        const __m512i xq = kTwo ? load_2x256(b0 + A::kQs, b1 + A::kQs) : load_1x256(b0 + A::kQs);
-        const __m512 xd = half_pair(ld_u16(b0), kTwo ? ld_u16(b1) : 0);
-        __m512i corr = _mm512_setzero_si512();
-        if constexpr (W::kOffset != 0)
-          corr = _mm512_sub_epi32(corr, _mm512_dpbusd_epi32(corr, _mm512_set1_epi8((char)W::kOffset), xq));
-        __m512 xs;
-        if constexpr (W::kMin) xs = half_pair(ld_u16(b0 + 2), kTwo ? ld_u16(b1 + 2) : 0);
+        ColStep cs;
+        if constexpr (kPacked) {
+          const uint8_t* p = a.x + c * a.x_row_bytes + (ib / 2) * kColStepBytes;
+          cs.q = _mm512_loadu_si512(p);
+          if constexpr (W::kMin) {
+            cs.s = _mm512_loadu_ps(p + 64);
+            cs.corr = _mm512_setzero_si512();
+          } else {
+            cs.corr = _mm512_loadu_si512(p + 64);
+          }
+          cs.d = _mm512_loadu_ps(p + 128);
+        } else {
+          cs = col_step(a.x + c * a.x_row_bytes, ib, kTwo);
+        }
         unroll<R>([&](auto r) {
-          const __m512i isum = _mm512_dpbusd_epi32(corr, wq[r], xq);
-          acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(wd[r], xd), acc[r][c]);
-          if constexpr (W::kMin) acc[r][c] = _mm512_fmadd_ps(wm[r], xs, acc[r][c]);
+          const __m512i isum = _mm512_dpbusd_epi32(cs.corr, rs[r].q, cs.q);
+          acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(rs[r].d, cs.d), acc[r][c]);
+          if constexpr (W::kMin) acc[r][c] = _mm512_fmadd_ps(rs[r].m, cs.s, acc[r][c]);
         });
       });
     };
@@ -134,6 +211,15 @@ struct LegacyKernel {
     if (ib < nb) step(std::false_type{}, ib);
 
     unroll<R>([&](auto r) { unroll<C>([&](auto c) { a.y[c * a.ldy + r] = hsum512(acc[r][c]); }); });
+  }
+
+  template <int R, int C>
+  static void tile(const TileArgs& a) {
+    tile_impl<R, C, false>(a);
+  }
+  template <int R, int C>
+  static void tile_packed(const TileArgs& a) {
+    tile_impl<R, C, true>(a);
   }
 };
 
