@@ -38,6 +38,11 @@ struct TileArgs {
   size_t x_row_bytes;
   float* y;
   int64_t ldy;
+  // Packed tiles only: K is processed in chunks; the R x C accumulator vectors travel between chunks
+  // through acc[(r * C + c) * lanes] (an exact store/reload). acc_in: start from acc instead of 0;
+  // acc_out: store to acc instead of finishing into y.
+  float* acc = nullptr;
+  bool acc_in = false, acc_out = false;
 };
 
 using TileFn = void (*)(const TileArgs&);
@@ -72,22 +77,28 @@ constexpr size_t kPanelBytes = 256 * 1024;  // weight bytes per panel (fits L2 w
 constexpr int64_t kSequentialRowsMaxT = 2;
 
 // Optional packed path. A kernel may also provide
-//   static size_t packed_row_bytes(int64_t n), packed_col_bytes(int64_t n);
+//   static constexpr int64_t kStepElems;                  // elements per packed step
+//   static constexpr size_t kRowStepBytes, kColStepBytes;  // packed bytes per step
 //   static void pack_rows(const uint8_t* w, size_t w_row_bytes, int64_t rows, int64_t n, uint8_t* dst);
-//   static void pack_cols(const uint8_t* x, size_t x_row_bytes, int64_t cols, int64_t n, uint8_t* dst);
+//   static void pack_cols(const uint8_t* x, size_t x_row_bytes, int64_t cols, int64_t n, int64_t k0,
+//                         int64_t kn, uint8_t* dst);  // steps covering elements [k0, k0 + kn)
 //   template <int R, int C> static void tile_packed(const TileArgs& a);   // a.w/a.x: packed data
-// where packing precomputes, once per panel (rows) or per column tile, the vectors tile() derives
-// from the raw blocks on every step (unsigned codes, scale vectors, offset corrections), so that the
-// inner loop is left with the multiply-adds. tile_packed must do tile()'s exact arithmetic.
+// where packing precomputes, once per panel (rows) or per column tile and K chunk, the vectors tile()
+// derives from the raw blocks on every step (unsigned codes, scale vectors, offset corrections), so
+// that the inner loop is left with the multiply-adds. tile_packed must do tile()'s exact arithmetic,
+// honoring TileArgs::acc (K chunks).
 template <class Kern>
 concept PackableKernel = requires(const uint8_t* src, uint8_t* dst, size_t stride, int64_t n) {
-  Kern::packed_row_bytes(n);
-  Kern::packed_col_bytes(n);
+  Kern::kStepElems;
+  Kern::kRowStepBytes;
+  Kern::kColStepBytes;
   Kern::pack_rows(src, stride, n, n, dst);
-  Kern::pack_cols(src, stride, n, n, dst);
+  Kern::pack_cols(src, stride, n, n, n, n, dst);
 };
 
-constexpr int64_t kPackMinT = 8;  // packing pays off once a panel is reused by this many tokens
+constexpr int64_t kPackMinT = 8;              // packing pays off once a panel is reused by this many tokens
+constexpr size_t kPackedPanelBytes = 512 * 1024;  // packed weight rows per panel (L2)
+constexpr size_t kPackedColTileBytes = 24 * 1024;  // packed activation tile per K chunk (L1)
 
 template <class Kern, int R, int C>
 void packed_tile_entry(const TileArgs& a) {
@@ -111,25 +122,41 @@ inline uint8_t* grow(std::vector<uint8_t>& v, size_t bytes) {
   return v.data() + ((64 - (p & 63)) & 63);
 }
 
+// Loop order: panel of rows (packed once) -> column tile -> K chunk (columns packed per chunk, small
+// enough for L1) -> row tiles, accumulators carried across chunks in `acc` (per panel row tile).
 template <class Kern>
 void gemm_tiles_packed(int64_t n, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64_t r1, const uint8_t* x,
                        size_t x_row_bytes, int64_t T, float* y, int64_t ldy) {
   constexpr int R = Kern::kRows, C = Kern::kCols;
-  thread_local std::vector<uint8_t> wbuf, xbuf;  // grow-only, per thread
-  const size_t prb = Kern::packed_row_bytes(n), pcb = Kern::packed_col_bytes(n);
-  const int64_t panel = std::clamp<int64_t>((int64_t)(kPanelBytes / prb) / R * R, R, 512);
+  constexpr int64_t kLanes = 16;
+  thread_local std::vector<uint8_t> wbuf, xbuf, abuf;  // grow-only, per thread
+  const int64_t steps = (n + Kern::kStepElems - 1) / Kern::kStepElems;
+  const size_t prb = (size_t)steps * Kern::kRowStepBytes;
+  const int64_t panel = std::clamp<int64_t>((int64_t)(kPackedPanelBytes / prb) / R * R, R, 512);
+  const int64_t chunk_steps = std::max<int64_t>(1, (int64_t)(kPackedColTileBytes / (C * Kern::kColStepBytes)));
+  const int64_t chunk = std::min(n, chunk_steps * Kern::kStepElems);
+  const size_t pcb = (size_t)((chunk + Kern::kStepElems - 1) / Kern::kStepElems) * Kern::kColStepBytes;
   uint8_t* wp = grow(wbuf, (size_t)panel * prb);
   uint8_t* xp = grow(xbuf, (size_t)C * pcb);
+  float* accp = reinterpret_cast<float*>(grow(abuf, (size_t)panel * C * kLanes * sizeof(float)));
   for (int64_t p0 = r0; p0 < r1; p0 += panel) {
     const int64_t p1 = std::min(r1, p0 + panel);
     Kern::pack_rows(w + (size_t)p0 * w_row_bytes, w_row_bytes, p1 - p0, n, wp);
     for (int64_t t0 = 0; t0 < T; t0 += C) {
       const int c = (int)std::min<int64_t>(C, T - t0);
-      Kern::pack_cols(x + (size_t)t0 * x_row_bytes, x_row_bytes, c, n, xp);
-      for (int64_t r = p0; r < p1; r += R) {
-        const int rr = (int)std::min<int64_t>(R, p1 - r);
-        const TileArgs a{n, wp + (size_t)(r - p0) * prb, prb, xp, pcb, y + t0 * ldy + r, ldy};
-        kPackedTileTable<Kern>[(size_t)(rr - 1) * C + (c - 1)](a);
+      for (int64_t k0 = 0; k0 < n; k0 += chunk) {
+        const int64_t kn = std::min(chunk, n - k0);
+        const size_t kcb = (size_t)((kn + Kern::kStepElems - 1) / Kern::kStepElems) * Kern::kColStepBytes;
+        Kern::pack_cols(x + (size_t)t0 * x_row_bytes, x_row_bytes, c, n, k0, kn, xp);
+        for (int64_t r = p0; r < p1; r += R) {
+          const int rr = (int)std::min<int64_t>(R, p1 - r);
+          TileArgs a{kn, wp + (size_t)(r - p0) * prb + (size_t)(k0 / Kern::kStepElems) * Kern::kRowStepBytes,
+                     prb, xp, kcb, y + t0 * ldy + r, ldy};
+          a.acc = accp + (r - p0) * C * kLanes;
+          a.acc_in = k0 > 0;
+          a.acc_out = k0 + kn < n;
+          kPackedTileTable<Kern>[(size_t)(rr - 1) * C + (c - 1)](a);
+        }
       }
     }
   }

@@ -105,8 +105,8 @@ struct LegacyKernel {
     __m512i q, corr;  // corr: -offset * sum4(x), the starting value of every integer sum
     __m512 d, s;      // s: Q8_1 block sums (Q4_1/Q5_1 only)
   };
-  static constexpr int kRowStepBytes = W::kMin ? 192 : 128;
-  static constexpr int kColStepBytes = 192;
+  static constexpr size_t kRowStepBytes = W::kMin ? 192 : 128;
+  static constexpr size_t kColStepBytes = 192;
 
   static RowStep row_step(const uint8_t* row, int64_t ib, bool two) {
     const uint8_t* b0 = row + ib * W::kBytes;
@@ -131,35 +131,36 @@ struct LegacyKernel {
     return st;
   }
 
+  static constexpr int64_t kStepElems = 64;
   static int64_t steps(int64_t n) { return (n / 32 + 1) / 2; }
-  static size_t packed_row_bytes(int64_t n) { return (size_t)steps(n) * kRowStepBytes; }
-  static size_t packed_col_bytes(int64_t n) { return (size_t)steps(n) * kColStepBytes; }
 
   static void pack_rows(const uint8_t* w, size_t w_row_bytes, int64_t rows, int64_t n, uint8_t* dst) {
     const int64_t nb = n / 32;
+    uint8_t* p = dst;
     for (int64_t r = 0; r < rows; ++r)
-      for (int64_t s = 0; s < steps(n); ++s) {
+      for (int64_t s = 0; s < steps(n); ++s, p += kRowStepBytes) {
         const RowStep st = row_step(w + r * w_row_bytes, 2 * s, 2 * s + 1 < nb);
-        uint8_t* p = dst + r * packed_row_bytes(n) + s * kRowStepBytes;
-        _mm512_storeu_si512(p, st.q);
-        _mm512_storeu_ps(p + 64, st.d);
-        if constexpr (W::kMin) _mm512_storeu_ps(p + 128, st.m);
+        _mm512_store_si512(p, st.q);
+        _mm512_store_ps(p + 64, st.d);
+        if constexpr (W::kMin) _mm512_store_ps(p + 128, st.m);
       }
   }
 
-  static void pack_cols(const uint8_t* x, size_t x_row_bytes, int64_t cols, int64_t n, uint8_t* dst) {
-    const int64_t nb = n / 32;
+  // Steps covering elements [k0, k0 + kn) of each column (k0 a multiple of kStepElems).
+  static void pack_cols(const uint8_t* x, size_t x_row_bytes, int64_t cols, int64_t n, int64_t k0, int64_t kn,
+                        uint8_t* dst) {
+    const int64_t nb = n / 32, s0 = k0 / kStepElems, s1 = s0 + steps(kn);
+    uint8_t* p = dst;
     for (int64_t c = 0; c < cols; ++c)
-      for (int64_t s = 0; s < steps(n); ++s) {
+      for (int64_t s = s0; s < s1; ++s, p += kColStepBytes) {
         const ColStep st = col_step(x + c * x_row_bytes, 2 * s, 2 * s + 1 < nb);
-        uint8_t* p = dst + c * packed_col_bytes(n) + s * kColStepBytes;
-        _mm512_storeu_si512(p, st.q);
+        _mm512_store_si512(p, st.q);
         if constexpr (W::kMin) {
-          _mm512_storeu_ps(p + 64, st.s);
+          _mm512_store_ps(p + 64, st.s);
         } else {
-          _mm512_storeu_si512(p + 64, st.corr);
+          _mm512_store_si512(p + 64, st.corr);
         }
-        _mm512_storeu_ps(p + 128, st.d);
+        _mm512_store_ps(p + 128, st.d);
       }
   }
 
@@ -169,7 +170,11 @@ struct LegacyKernel {
   static void tile_impl(const TileArgs& a) {
     const int64_t nb = a.n / 32;
     __m512 acc[R][C];
-    unroll<R>([&](auto r) { unroll<C>([&](auto c) { acc[r][c] = _mm512_setzero_ps(); }); });
+    unroll<R>([&](auto r) {
+      unroll<C>([&](auto c) {
+        acc[r][c] = kPacked && a.acc_in ? _mm512_load_ps(a.acc + (r * C + c) * 16) : _mm512_setzero_ps();
+      });
+    });
 
     auto step = [&](auto two_tag, int64_t ib) __attribute__((always_inline)) {
       constexpr bool kTwo = decltype(two_tag)::value;
@@ -177,9 +182,9 @@ struct LegacyKernel {
       unroll<R>([&](auto r) {
         if constexpr (kPacked) {
           const uint8_t* p = a.w + r * a.w_row_bytes + (ib / 2) * kRowStepBytes;
-          rs[r].q = _mm512_loadu_si512(p);
-          rs[r].d = _mm512_loadu_ps(p + 64);
-          if constexpr (W::kMin) rs[r].m = _mm512_loadu_ps(p + 128);
+          rs[r].q = _mm512_load_si512(p);
+          rs[r].d = _mm512_load_ps(p + 64);
+          if constexpr (W::kMin) rs[r].m = _mm512_load_ps(p + 128);
         } else {
           rs[r] = row_step(a.w + r * a.w_row_bytes, ib, kTwo);
         }
@@ -188,14 +193,14 @@ struct LegacyKernel {
         ColStep cs;
         if constexpr (kPacked) {
           const uint8_t* p = a.x + c * a.x_row_bytes + (ib / 2) * kColStepBytes;
-          cs.q = _mm512_loadu_si512(p);
+          cs.q = _mm512_load_si512(p);
           if constexpr (W::kMin) {
-            cs.s = _mm512_loadu_ps(p + 64);
+            cs.s = _mm512_load_ps(p + 64);
             cs.corr = _mm512_setzero_si512();
           } else {
-            cs.corr = _mm512_loadu_si512(p + 64);
+            cs.corr = _mm512_load_si512(p + 64);
           }
-          cs.d = _mm512_loadu_ps(p + 128);
+          cs.d = _mm512_load_ps(p + 128);
         } else {
           cs = col_step(a.x + c * a.x_row_bytes, ib, kTwo);
         }
@@ -210,6 +215,10 @@ struct LegacyKernel {
     for (; ib + 2 <= nb; ib += 2) step(std::true_type{}, ib);
     if (ib < nb) step(std::false_type{}, ib);
 
+    if (kPacked && a.acc_out) {
+      unroll<R>([&](auto r) { unroll<C>([&](auto c) { _mm512_store_ps(a.acc + (r * C + c) * 16, acc[r][c]); }); });
+      return;
+    }
     unroll<R>([&](auto r) { unroll<C>([&](auto c) { a.y[c * a.ldy + r] = hsum512(acc[r][c]); }); });
   }
 
