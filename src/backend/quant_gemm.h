@@ -47,6 +47,14 @@ struct TileArgs {
 
 using TileFn = void (*)(const TileArgs&);
 
+// A 64-byte aligned view of at least `bytes` bytes of v (grow-only): packed vectors are written and
+// read as whole cache lines.
+inline uint8_t* grow(std::vector<uint8_t>& v, size_t bytes) {
+  if (v.size() < bytes + 64) v.resize(bytes + 64);
+  const uintptr_t p = reinterpret_cast<uintptr_t>(v.data());
+  return v.data() + ((64 - (p & 63)) & 63);
+}
+
 // Calls f(std::integral_constant<int, i>) for i = 0 .. N-1, fully unrolled.
 template <int N, class F>
 __attribute__((always_inline)) inline void unroll(F&& f) {
@@ -105,6 +113,26 @@ void packed_tile_entry(const TileArgs& a) {
   Kern::template tile_packed<R, C>(a);
 }
 
+template <class Kern, int R, int C>
+void xpacked_tile_entry(const TileArgs& a) {
+  Kern::template tile_xpacked<R, C>(a);
+}
+
+// Small T (decode): raw weight rows, one at a time (sequential stream), against activations packed
+// once for the whole K -- the activation-side work leaves the per-row loop. tile_xpacked: tile() with
+// packed activations (same arithmetic).
+template <class Kern>
+void gemm_rows_xpacked(int64_t n, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64_t r1, const uint8_t* x,
+                       size_t x_row_bytes, int64_t T, float* y, int64_t ldy) {
+  thread_local std::vector<uint8_t> xbuf;
+  const int64_t steps = (n + Kern::kStepElems - 1) / Kern::kStepElems;
+  const size_t pcb = (size_t)steps * Kern::kColStepBytes;
+  uint8_t* xp = grow(xbuf, (size_t)T * pcb);
+  Kern::pack_cols(x, x_row_bytes, T, n, 0, n, xp);
+  const TileFn fn = T == 1 ? &xpacked_tile_entry<Kern, 1, 1> : &xpacked_tile_entry<Kern, 1, 2>;
+  for (int64_t r = r0; r < r1; ++r) fn(TileArgs{n, w + (size_t)r * w_row_bytes, w_row_bytes, xp, pcb, y + r, ldy});
+}
+
 template <class Kern, size_t... I>
 constexpr std::array<TileFn, sizeof...(I)> make_packed_tile_table(std::index_sequence<I...>) {
   return {&packed_tile_entry<Kern, (int)(I / Kern::kCols) + 1, (int)(I % Kern::kCols) + 1>...};
@@ -114,13 +142,6 @@ template <class Kern>
 constexpr std::array<TileFn, Kern::kRows * Kern::kCols> kPackedTileTable =
     make_packed_tile_table<Kern>(std::make_index_sequence<Kern::kRows * Kern::kCols>{});
 
-// A 64-byte aligned view of at least `bytes` bytes of v (grow-only): packed vectors are written and
-// read as whole cache lines.
-inline uint8_t* grow(std::vector<uint8_t>& v, size_t bytes) {
-  if (v.size() < bytes + 64) v.resize(bytes + 64);
-  const uintptr_t p = reinterpret_cast<uintptr_t>(v.data());
-  return v.data() + ((64 - (p & 63)) & 63);
-}
 
 // Loop order: panel of rows (packed once) -> column tile -> K chunk (columns packed per chunk, small
 // enough for L1) -> row tiles, accumulators carried across chunks in `acc` (per panel row tile).
@@ -166,6 +187,12 @@ template <class Kern>
 void gemm_tiles(int64_t n, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1, const void* x,
                 size_t x_row_bytes, int64_t T, float* y, int64_t ldy) {
   if constexpr (PackableKernel<Kern>) {
+    static_assert(kSequentialRowsMaxT == 2 && Kern::kCols >= 2);
+    if (T <= kSequentialRowsMaxT) {
+      gemm_rows_xpacked<Kern>(n, static_cast<const uint8_t*>(w), w_row_bytes, r0, r1, static_cast<const uint8_t*>(x),
+                              x_row_bytes, T, y, ldy);
+      return;
+    }
     if (T >= kPackMinT) {
       gemm_tiles_packed<Kern>(n, static_cast<const uint8_t*>(w), w_row_bytes, r0, r1, static_cast<const uint8_t*>(x),
                               x_row_bytes, T, y, ldy);

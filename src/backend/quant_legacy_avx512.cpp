@@ -164,10 +164,11 @@ struct LegacyKernel {
       }
   }
 
-  // kPacked: a.w / a.x point at pack_rows / pack_cols output (row stride a.w_row_bytes = packed row
+  // kPackedW / kPackedX: a.w / a.x point at pack_rows / pack_cols output (row stride a.w_row_bytes = packed row
   // bytes, column stride a.x_row_bytes = packed column bytes).
-  template <int R, int C, bool kPacked>
+  template <int R, int C, bool kPackedW, bool kPackedX>
   static void tile_impl(const TileArgs& a) {
+    constexpr bool kPacked = kPackedW && kPackedX;  // full packed path: K chunks through a.acc
     const int64_t nb = a.n / 32;
     __m512 acc[R][C];
     unroll<R>([&](auto r) {
@@ -180,7 +181,7 @@ struct LegacyKernel {
       constexpr bool kTwo = decltype(two_tag)::value;
       RowStep rs[R];
       unroll<R>([&](auto r) {
-        if constexpr (kPacked) {
+        if constexpr (kPackedW) {
           const uint8_t* p = a.w + r * a.w_row_bytes + (ib / 2) * kRowStepBytes;
           rs[r].q = _mm512_load_si512(p);
           rs[r].d = _mm512_load_ps(p + 64);
@@ -191,7 +192,7 @@ struct LegacyKernel {
       });
       unroll<C>([&](auto c) {
         ColStep cs;
-        if constexpr (kPacked) {
+        if constexpr (kPackedX) {
           const uint8_t* p = a.x + c * a.x_row_bytes + (ib / 2) * kColStepBytes;
           cs.q = _mm512_load_si512(p);
           if constexpr (W::kMin) {
@@ -224,11 +225,15 @@ struct LegacyKernel {
 
   template <int R, int C>
   static void tile(const TileArgs& a) {
-    tile_impl<R, C, false>(a);
+    tile_impl<R, C, false, false>(a);
   }
   template <int R, int C>
   static void tile_packed(const TileArgs& a) {
-    tile_impl<R, C, true>(a);
+    tile_impl<R, C, true, true>(a);
+  }
+  template <int R, int C>
+  static void tile_xpacked(const TileArgs& a) {
+    tile_impl<R, C, false, true>(a);
   }
 };
 
