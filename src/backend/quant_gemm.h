@@ -12,10 +12,14 @@
 // Each (r, c) result must come from its own accumulator with the same instruction sequence for every
 // R and C (so tile<1,1> is the ISA's vec_dot and any tile gives bit-identical values).
 //
-// Loop order (gemm_tiles): rows [r0, r1) are cut into panels that fit in L2; for each panel, column
-// tiles of kCols tokens in order, and inside them the panel's row tiles (one row at a time for tiny T). A panel's weights are thus
-// read from memory once and re-read from L2 for each column tile; with T <= kCols (decode), every
-// weight byte is read exactly once.
+// Paths of gemm_tiles (all give the same bits for a given (row, token), see above):
+//  * T <= kSequentialRowsMaxT (decode): one weight row at a time, so W is read as one sequential
+//    stream; kernels with a packed path pack the activations once first (gemm_rows_xpacked).
+//  * kernels with a packed path and T >= kPackMinT (prefill): gemm_tiles_packed, panels of weight rows
+//    decoded once into L2, activation tiles decoded per K chunk into L1.
+//  * otherwise: rows [r0, r1) in L2-sized panels; for each panel, column tiles of kCols tokens, and
+//    inside them the panel's row tiles. A panel's weights are read from memory once and re-read from
+//    L2 for each column tile.
 #pragma once
 
 #include <immintrin.h>
