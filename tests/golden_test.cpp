@@ -26,6 +26,8 @@ struct GoldenCase {
   nlohmann::json entry;
 };
 
+void PrintTo(const GoldenCase& c, std::ostream* os) { *os << c.name; }
+
 std::vector<GoldenCase> load_cases() {
   std::ifstream f(kGolden + "manifest.json");
   std::vector<GoldenCase> r;

@@ -46,6 +46,9 @@ Case make_case(std::string name, std::string arch, int n_head_kv, bool tied, std
   return {name, s, budget};
 }
 
+// gtest prints a parameter in test names/logs; keep it to the case name.
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+
 std::vector<Case> cases() {
   return {
       make_case("llama_gqa_F32", "llama", 2, false, "F32", 1e-9),

@@ -16,6 +16,8 @@ struct VocabParam {
   const char* pre;
 };
 
+void PrintTo(const VocabParam& p, std::ostream* os) { *os << p.file; }
+
 class VocabVectors : public ::testing::TestWithParam<VocabParam> {};
 
 TEST_P(VocabVectors, EncodeMatchesLlamaCpp) {
