@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 
@@ -13,11 +14,18 @@
 namespace frugal {
 namespace {
 
+// from_memory() borrows the buffer: an lvalue must outlive the file; a temporary is kept alive here.
 std::unique_ptr<GgufFile> reopen(const std::vector<uint8_t>& bytes) {
   auto f = GgufFile::from_memory(bytes.data(), bytes.size(), "mem.gguf");
   EXPECT_TRUE(f.ok()) << f.status().message();
   if (!f.ok()) return nullptr;
   return std::move(f).value();
+}
+
+std::unique_ptr<GgufFile> reopen(std::vector<uint8_t>&& temporary) {
+  static std::deque<std::vector<uint8_t>> keep;
+  keep.push_back(std::move(temporary));
+  return reopen(keep.back());
 }
 
 TEST(GgufWriter, RoundTripsEveryScalarType) {
