@@ -1,21 +1,30 @@
 // Legacy 32-element block formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) x Q8_0/Q8_1 activations on AVX-512
 // VNNI. Scalar twins: quant_ref.cpp (vec_dot_q*_q8_*).
 //
-// One step handles two blocks per register:
-//
-//   zmm bytes  0..31 = block b  (32 codes)     lanes 0..7  = int32 sums of 4 products, block b
-//   zmm bytes 32..63 = block b+1               lanes 8..15 = block b+1
-//
-// Weight codes are made unsigned (Q8_0: xor 0x80 = w+128; Q4_0: nibble = w+8; Q5_0: w+16) so that
-// vpdpbusd (u8 x s8) applies; the offset is removed exactly in integers by starting each sum at
-// -offset * sum4(x), computed once per activation block and reused for every weight row. Then per
-// block, in float: acc += float(isum_lane) * (d_w * d_x); Q4_1/Q5_1 add m_w * s_x once per block
-// (lanes 0 and 8). One accumulator per (row, column), lanes summed at the end (hsum512).
+// Arithmetic contract, identical on every path (vec_dot, decode, prefill) for a (row, token) pair:
+//   isum_b = sum_i (qw_i - offset) * qx_i            exact int32 (offset: Q8_0 128 after xor 0x80,
+//                                                    Q4_0 8, Q5_0 16, Q4_1/Q5_1 0)
+//   s_b    = f32(dw_b) * f32(dx_b)                   one rounding
+//   a_{b mod 2} = fma(float(isum_b), s_b, a_{b mod 2})        two accumulator chains, blocks in order
+//   Q4_1/Q5_1: then a_{b mod 2} = fma(f32(mw_b), f32(sx_b), a_{b mod 2})
+//   result = a0 + a1
+// Two implementations of it:
+//  * row walk (T < 8, vec_dot; decode): one weight row at a time, so W is one sequential stream. Two
+//    blocks per register, vpdpbusd with unsigned weight codes (the offset is removed exactly by
+//    starting each lane at -offset * sum4(x)), lane sums of 16 blocks reduced to one register (lane =
+//    block) by a transpose-add tree, then 2-lane fmas (lane = chain), one per block pair.
+//  * lane = row (T >= 8; prefill): weights repacked per L2 panel so that register q of a block holds
+//    codes 4q..4q+3 of 16 rows; activation codes are broadcast 4 at a time, so one vpdpbusd does
+//    16 rows x 4 products and the float work per block is one cvt/mul/fma for 16 rows; the two
+//    chains are two registers per column. (More chains would shorten the row walk's fma chain but
+//    cost the 4-column prefill tile its registers: measured 460 vs 390 GFLOP/s with four.)
 // GCC 12 reports false -Wmaybe-uninitialized inside the AVX-512 intrinsic headers (GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
-#include <type_traits>
+#include <algorithm>
+#include <cstring>
+#include <vector>
 
 #include "backend/quant_avx512_util.h"
 #include "backend/quant_gemm.h"
@@ -86,190 +95,359 @@ struct WQ5_1 {
 // ---- activation formats: d at byte 0; Q8_1 has s at byte 2
 struct AQ8_0 {
   static constexpr int kBytes = 34, kQs = 2;
+  static constexpr bool kSum = false;
 };
 struct AQ8_1 {
   static constexpr int kBytes = 36, kQs = 4;
+  static constexpr bool kSum = true;
 };
 
-template <class W, class A, int kR, int kC>
-struct LegacyKernel {
-  static constexpr int kRows = kR, kCols = kC;
+constexpr int64_t kLaneRowMinT = 8;  // tokens from which the lane = row path pays for its repacking
+constexpr int kWalkGroup = 16;       // blocks per reduction group in the row walk
 
-  // What one step (two blocks) needs from a weight row / an activation column. The packed layouts
-  // store exactly these vectors, so packed and unpacked tiles do identical arithmetic.
-  struct RowStep {
-    __m512i q;
-    __m512 d, m;  // m: Q4_1/Q5_1 min in lanes 0 and 8
-  };
-  struct ColStep {
-    __m512i q, corr;  // corr: -offset * sum4(x), the starting value of every integer sum
-    __m512 d, s;      // s: Q8_1 block sums (Q4_1/Q5_1 only)
-  };
-  static constexpr size_t kRowStepBytes = W::kMin ? 192 : 128;
-  static constexpr size_t kColStepBytes = 192;
+inline __m512 f16x16(__m256i h) { return _mm512_cvtph_ps(h); }
 
-  static RowStep row_step(const uint8_t* row, int64_t ib, bool two) {
-    const uint8_t* b0 = row + ib * W::kBytes;
-    const uint8_t* b1 = b0 + W::kBytes;
-    RowStep st;
-    st.q = W::codes(b0, b1, two);
-    st.d = half_pair(ld_u16(b0), two ? ld_u16(b1) : 0);
-    if constexpr (W::kMin) st.m = half_pair_lane0(ld_u16(b0 + 2), two ? ld_u16(b1 + 2) : 0);
-    return st;
+// 16 fp16 values at base + i * stride (i < count), as f32; 0 beyond count. (Scalar loads: vpgatherdd
+// measured 1.6x slower for the whole row walk.)
+inline __m512 gather_f16(const uint8_t* base, int stride, int count) {
+  if (count == 16) {
+    auto h = [&](int i) { return (short)ld_u16(base + i * stride); };
+    return f16x16(_mm256_setr_epi16(h(0), h(1), h(2), h(3), h(4), h(5), h(6), h(7), h(8), h(9), h(10), h(11), h(12),
+                                    h(13), h(14), h(15)));
   }
+  alignas(32) uint16_t v[16] = {0};
+  for (int i = 0; i < count; ++i) v[i] = ld_u16(base + i * stride);
+  return f16x16(_mm256_load_si256((const __m256i*)v));
+}
 
-  static ColStep col_step(const uint8_t* col, int64_t ib, bool two) {
-    const uint8_t* b0 = col + ib * A::kBytes;
-    const uint8_t* b1 = b0 + A::kBytes;
-    ColStep st;
-    st.q = two ? load_2x256(b0 + A::kQs, b1 + A::kQs) : load_1x256(b0 + A::kQs);
-    st.d = half_pair(ld_u16(b0), two ? ld_u16(b1) : 0);
-    st.corr = _mm512_setzero_si512();
-    if constexpr (W::kOffset != 0)
-      st.corr = _mm512_sub_epi32(st.corr, _mm512_dpbusd_epi32(st.corr, _mm512_set1_epi8((char)W::kOffset), st.q));
-    if constexpr (W::kMin) st.s = half_pair(ld_u16(b0 + 2), two ? ld_u16(b1 + 2) : 0);
-    return st;
-  }
+// ================================================================ row walk
 
-  static constexpr int64_t kStepElems = 64;
-  static int64_t steps(int64_t n) { return (n / 32 + 1) / 2; }
+// Activations for the row walk, per column: nsteps steps of [q 64 B | corr 64 B] (two blocks), then
+// ngroups groups of [dx 16 f32 | sx 16 f32 (Q8_1 only)].
+template <class W, class A>
+struct WalkX {
+  static constexpr size_t kGroupBytes = A::kSum ? 128 : 64;
+  static int64_t steps(int64_t nb) { return (nb + 1) / 2; }
+  static int64_t groups(int64_t nb) { return (nb + kWalkGroup - 1) / kWalkGroup; }
+  static size_t col_bytes(int64_t nb) { return (size_t)steps(nb) * 128 + (size_t)groups(nb) * kGroupBytes; }
 
-  static void pack_rows(const uint8_t* w, size_t w_row_bytes, int64_t rows, int64_t n, uint8_t* dst) {
-    const int64_t nb = n / 32;
-    uint8_t* p = dst;
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t s = 0; s < steps(n); ++s, p += kRowStepBytes) {
-        const RowStep st = row_step(w + r * w_row_bytes, 2 * s, 2 * s + 1 < nb);
-        _mm512_store_si512(p, st.q);
-        _mm512_store_ps(p + 64, st.d);
-        if constexpr (W::kMin) _mm512_store_ps(p + 128, st.m);
+  static void pack(const uint8_t* x, size_t x_row_bytes, int64_t cols, int64_t nb, uint8_t* dst) {
+    const __m512i zero = _mm512_setzero_si512();
+    for (int64_t c = 0; c < cols; ++c) {
+      const uint8_t* col = x + c * x_row_bytes;
+      uint8_t* p = dst + c * col_bytes(nb);
+      for (int64_t s = 0; s < steps(nb); ++s, p += 128) {
+        const uint8_t* b0 = col + 2 * s * A::kBytes;
+        const __m512i q = 2 * s + 1 < nb ? load_2x256(b0 + A::kQs, b0 + A::kBytes + A::kQs) : load_1x256(b0 + A::kQs);
+        __m512i corr = zero;
+        if constexpr (W::kOffset != 0)
+          corr = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, _mm512_set1_epi8((char)W::kOffset), q));
+        _mm512_store_si512(p, q);
+        _mm512_store_si512(p + 64, corr);
       }
-  }
-
-  // Steps covering elements [k0, k0 + kn) of each column (k0 a multiple of kStepElems).
-  static void pack_cols(const uint8_t* x, size_t x_row_bytes, int64_t cols, int64_t n, int64_t k0, int64_t kn,
-                        uint8_t* dst) {
-    const int64_t nb = n / 32, s0 = k0 / kStepElems, s1 = s0 + steps(kn);
-    uint8_t* p = dst;
-    for (int64_t c = 0; c < cols; ++c)
-      for (int64_t s = s0; s < s1; ++s, p += kColStepBytes) {
-        const ColStep st = col_step(x + c * x_row_bytes, 2 * s, 2 * s + 1 < nb);
-        _mm512_store_si512(p, st.q);
-        if constexpr (W::kMin) {
-          _mm512_store_ps(p + 64, st.s);
-        } else {
-          _mm512_store_si512(p + 64, st.corr);
-        }
-        _mm512_store_ps(p + 128, st.d);
+      for (int64_t g = 0; g < groups(nb); ++g, p += kGroupBytes) {
+        const int cnt = (int)std::min<int64_t>(kWalkGroup, nb - g * kWalkGroup);
+        const uint8_t* b0 = col + g * kWalkGroup * A::kBytes;
+        _mm512_store_ps(p, gather_f16(b0, A::kBytes, cnt));
+        if constexpr (A::kSum) _mm512_store_ps(p + 64, gather_f16(b0 + 2, A::kBytes, cnt));
       }
-  }
-
-  // kPackedW / kPackedX: a.w / a.x point at pack_rows / pack_cols output (row stride a.w_row_bytes = packed row
-  // bytes, column stride a.x_row_bytes = packed column bytes).
-  template <int R, int C, bool kPackedW, bool kPackedX>
-  static void tile_impl(const TileArgs& a) {
-    constexpr bool kPacked = kPackedW && kPackedX;  // full packed path: K chunks through a.acc
-    const int64_t nb = a.n / 32;
-    __m512 acc[R][C];
-    unroll<R>([&](auto r) {
-      unroll<C>([&](auto c) {
-        acc[r][c] = kPacked && a.acc_in ? _mm512_load_ps(a.acc + (r * C + c) * 16) : _mm512_setzero_ps();
-      });
-    });
-
-    auto step = [&](auto two_tag, int64_t ib) __attribute__((always_inline)) {
-      constexpr bool kTwo = decltype(two_tag)::value;
-      RowStep rs[R];
-      unroll<R>([&](auto r) {
-        if constexpr (kPackedW) {
-          const uint8_t* p = a.w + r * a.w_row_bytes + (ib / 2) * kRowStepBytes;
-          rs[r].q = _mm512_load_si512(p);
-          rs[r].d = _mm512_load_ps(p + 64);
-          if constexpr (W::kMin) rs[r].m = _mm512_load_ps(p + 128);
-        } else {
-          rs[r] = row_step(a.w + r * a.w_row_bytes, ib, kTwo);
-        }
-      });
-      unroll<C>([&](auto c) {
-        ColStep cs;
-        if constexpr (kPackedX) {
-          const uint8_t* p = a.x + c * a.x_row_bytes + (ib / 2) * kColStepBytes;
-          cs.q = _mm512_load_si512(p);
-          if constexpr (W::kMin) {
-            cs.s = _mm512_load_ps(p + 64);
-            cs.corr = _mm512_setzero_si512();
-          } else {
-            cs.corr = _mm512_load_si512(p + 64);
-          }
-          cs.d = _mm512_load_ps(p + 128);
-        } else {
-          cs = col_step(a.x + c * a.x_row_bytes, ib, kTwo);
-        }
-        unroll<R>([&](auto r) {
-          const __m512i isum = _mm512_dpbusd_epi32(cs.corr, rs[r].q, cs.q);
-          acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(rs[r].d, cs.d), acc[r][c]);
-          if constexpr (W::kMin) acc[r][c] = _mm512_fmadd_ps(rs[r].m, cs.s, acc[r][c]);
-        });
-      });
-    };
-    int64_t ib = 0;
-    for (; ib + 2 <= nb; ib += 2) step(std::true_type{}, ib);
-    if (ib < nb) step(std::false_type{}, ib);
-
-    if (kPacked && a.acc_out) {
-      unroll<R>([&](auto r) { unroll<C>([&](auto c) { _mm512_store_ps(a.acc + (r * C + c) * 16, acc[r][c]); }); });
-      return;
     }
-    unroll<R>([&](auto r) { unroll<C>([&](auto c) { a.y[c * a.ldy + r] = hsum512(acc[r][c]); }); });
-  }
-
-  template <int R, int C>
-  static void tile(const TileArgs& a) {
-    tile_impl<R, C, false, false>(a);
-  }
-  template <int R, int C>
-  static void tile_packed(const TileArgs& a) {
-    tile_impl<R, C, true, true>(a);
-  }
-  template <int R, int C>
-  static void tile_xpacked(const TileArgs& a) {
-    tile_impl<R, C, false, true>(a);
   }
 };
 
-using KQ8_0 = LegacyKernel<WQ8_0, AQ8_0, 4, 4>;
-using KQ4_0 = LegacyKernel<WQ4_0, AQ8_0, 4, 4>;
-using KQ5_0 = LegacyKernel<WQ5_0, AQ8_0, 4, 4>;
-using KQ4_1 = LegacyKernel<WQ4_1, AQ8_1, 4, 3>;
-using KQ5_1 = LegacyKernel<WQ5_1, AQ8_1, 4, 3>;
+// v[s]: lanes 0..7 = partial sums of block 2s, lanes 8..15 = block 2s+1. Returns lane b = block b.
+inline __m512i reduce_blocks(const __m512i v[8]) {
+  auto combine = [](__m512i a, __m512i b, __m512i lo, __m512i hi) {
+    return _mm512_add_epi32(_mm512_permutex2var_epi32(a, lo, b), _mm512_permutex2var_epi32(a, hi, b));
+  };
+  const __m512i l1 = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+  const __m512i h1 = _mm512_setr_epi32(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+  const __m512i l2 = _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29);
+  const __m512i h2 = _mm512_setr_epi32(2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+  const __m512i l3 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i h3 = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const __m512i u0 = combine(v[0], v[1], l1, h1), u1 = combine(v[2], v[3], l1, h1);
+  const __m512i u2 = combine(v[4], v[5], l1, h1), u3 = combine(v[6], v[7], l1, h1);
+  return combine(combine(u0, u1, l2, h2), combine(u2, u3, l2, h2), l3, h3);
+}
+
+// Lanes (2k, 2k+1) of v in lanes (0, 1).
+template <int k>
+inline __m128 pair_lanes(__m512 v) {
+  return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_set1_epi64(((int64_t)(2 * k + 1) << 32) | (2 * k)), v));
+}
+
+// One group of 16 blocks (kFull) or the last, partial one (cnt < 16) of walk_row. acc lanes 0, 1 =
+// chains 0, 1 (16g is even, so block 16g + i goes to chain i mod 2).
+template <class W, class A, int C, bool kFull>
+__attribute__((always_inline)) inline void walk_group(int64_t g, int cnt, const uint8_t* wb, const uint8_t* xw,
+                                                      size_t xb, size_t steps_bytes, __m128 acc[C]) {
+  auto has = [&](int block) { return kFull || block < cnt; };
+  __m512i codes[8];
+  unroll<8>([&](auto s) {
+    if (has(2 * s)) codes[s] = W::codes(wb + 2 * s * W::kBytes, wb + (2 * s + 1) * W::kBytes, has(2 * s + 1));
+  });
+  const __m512 dw = gather_f16(wb, W::kBytes, kFull ? 16 : cnt);
+  __m512 mw;
+  if constexpr (W::kMin) mw = gather_f16(wb + 2, W::kBytes, kFull ? 16 : cnt);
+  unroll<C>([&](auto c) {
+    const uint8_t* xs = xw + c * xb + g * (kWalkGroup / 2) * 128;
+    __m512i v[8];
+    unroll<8>([&](auto s) {
+      v[s] = has(2 * s) ? _mm512_dpbusd_epi32(_mm512_load_si512(xs + 128 * s + 64), codes[s],
+                                              _mm512_load_si512(xs + 128 * s))
+                        : _mm512_setzero_si512();
+    });
+    const __m512 f = _mm512_cvtepi32_ps(reduce_blocks(v));
+    const uint8_t* xg = xw + c * xb + steps_bytes + g * WalkX<W, A>::kGroupBytes;
+    const __m512 sv = _mm512_mul_ps(dw, _mm512_load_ps(xg));
+    __m512 sx;
+    if constexpr (W::kMin) sx = _mm512_load_ps(xg + 64);
+    unroll<8>([&](auto k) {
+      if (has(2 * k)) {
+        const __mmask8 m = has(2 * k + 1) ? 3 : 1;
+        acc[c] = _mm_mask3_fmadd_ps(pair_lanes<k>(f), pair_lanes<k>(sv), acc[c], m);
+        if constexpr (W::kMin) acc[c] = _mm_mask3_fmadd_ps(pair_lanes<k>(mw), pair_lanes<k>(sx), acc[c], m);
+      }
+    });
+  });
+}
+
+// out[c] = dot(W row, column c) for C columns packed by WalkX (column stride xb).
+template <class W, class A, int C>
+void walk_row(int64_t nb, const uint8_t* row, const uint8_t* xw, size_t xb, float* out, int64_t ldo) {
+  __m128 acc[C];
+  unroll<C>([&](auto c) { acc[c] = _mm_setzero_ps(); });
+  const size_t steps_bytes = (size_t)WalkX<W, A>::steps(nb) * 128;
+  const int64_t full = nb / kWalkGroup;
+  for (int64_t g = 0; g < full; ++g)
+    walk_group<W, A, C, true>(g, kWalkGroup, row + g * kWalkGroup * W::kBytes, xw, xb, steps_bytes, acc);
+  if (full * kWalkGroup < nb)
+    walk_group<W, A, C, false>(full, (int)(nb - full * kWalkGroup), row + full * kWalkGroup * W::kBytes, xw, xb,
+                               steps_bytes, acc);
+  unroll<C>([&](auto c) { out[c * ldo] = _mm_cvtss_f32(_mm_add_ss(acc[c], _mm_movehdup_ps(acc[c]))); });
+}
+
+template <class W, class A>
+void gemm_walk(int64_t n, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64_t r1, const uint8_t* x,
+               size_t x_row_bytes, int64_t T, float* y, int64_t ldy) {
+  thread_local std::vector<uint8_t> xbuf;
+  const int64_t nb = n / 32;
+  const size_t xb = WalkX<W, A>::col_bytes(nb);
+  uint8_t* xw = grow(xbuf, (size_t)T * xb);
+  WalkX<W, A>::pack(x, x_row_bytes, T, nb, xw);
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w + r * w_row_bytes;
+    for (int64_t c0 = 0; c0 < T; c0 += 4) {
+      const uint8_t* xc = xw + c0 * xb;
+      float* out = y + c0 * ldy + r;
+      switch (std::min<int64_t>(4, T - c0)) {
+        case 1: walk_row<W, A, 1>(nb, row, xc, xb, out, ldy); break;
+        case 2: walk_row<W, A, 2>(nb, row, xc, xb, out, ldy); break;
+        case 3: walk_row<W, A, 3>(nb, row, xc, xb, out, ldy); break;
+        default: walk_row<W, A, 4>(nb, row, xc, xb, out, ldy); break;
+      }
+    }
+  }
+}
+
+// ================================================================ lane = row
+
+// Activations: per column, per block: [32 codes | dx f32 | corr i32 (-offset * sum) or sx f32].
+constexpr size_t kLrXBlock = 40;
+
+template <class W, class A>
+void pack_lr_cols(const uint8_t* x, size_t x_row_bytes, int64_t cols, int64_t nb, uint8_t* dst) {
+  for (int64_t c = 0; c < cols; ++c) {
+    uint8_t* p = dst + c * nb * kLrXBlock;
+    for (int64_t b = 0; b < nb; ++b, p += kLrXBlock) {
+      const uint8_t* blk = x + c * x_row_bytes + b * A::kBytes;
+      const __m256i q = _mm256_loadu_si256((const __m256i*)(blk + A::kQs));
+      _mm256_storeu_si256((__m256i*)p, q);
+      const float dx = _cvtsh_ss(ld_u16(blk));
+      std::memcpy(p + 32, &dx, 4);
+      if constexpr (A::kSum) {
+        const float sx = _cvtsh_ss(ld_u16(blk + 2));
+        std::memcpy(p + 36, &sx, 4);
+      } else {
+        const __m256i s4 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), q);
+        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(s4), _mm256_extracti128_si256(s4, 1));
+        s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+        const int32_t corr = -W::kOffset * _mm_cvtsi128_si32(s);
+        std::memcpy(p + 36, &corr, 4);
+      }
+    }
+  }
+}
+
+// Weights: groups of 16 rows; per block: 8 registers of codes (register q, lane j = codes 4q..4q+3
+// of row j), then dw (16 f32), then mw (16 f32, Q4_1/Q5_1).
+template <class W>
+struct LrRows {
+  static constexpr size_t kBlockBytes = W::kMin ? 640 : 576;
+
+  // codes[j] (j < 16): 32 codes of row j; out: the 8 transposed registers.
+  static void transpose(const __m256i codes[16], __m512i out[8]) {
+    __m512i z[8], t[8], u[8];
+    for (int j = 0; j < 8; ++j) z[j] = _mm512_inserti64x4(_mm512_castsi256_si512(codes[j]), codes[j + 8], 1);
+    for (int j = 0; j < 8; j += 2) {
+      t[j] = _mm512_unpacklo_epi32(z[j], z[j + 1]);
+      t[j + 1] = _mm512_unpackhi_epi32(z[j], z[j + 1]);
+    }
+    for (int h = 0; h < 8; h += 4) {
+      u[h] = _mm512_unpacklo_epi64(t[h], t[h + 2]);
+      u[h + 1] = _mm512_unpackhi_epi64(t[h], t[h + 2]);
+      u[h + 2] = _mm512_unpacklo_epi64(t[h + 1], t[h + 3]);
+      u[h + 3] = _mm512_unpackhi_epi64(t[h + 1], t[h + 3]);
+    }
+    const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+    for (int q = 0; q < 4; ++q) {
+      out[q] = _mm512_permutex2var_epi64(u[q], lo, u[q + 4]);
+      out[q + 4] = _mm512_permutex2var_epi64(u[q], hi, u[q + 4]);
+    }
+  }
+
+  static void pack(const uint8_t* w, size_t w_row_bytes, int64_t rows, int64_t nb, uint8_t* dst) {
+    for (int64_t g0 = 0; g0 < rows; g0 += 16) {
+      const int cnt = (int)std::min<int64_t>(16, rows - g0);
+      uint8_t* p = dst + (g0 / 16) * nb * kBlockBytes;
+      for (int64_t b = 0; b < nb; ++b, p += kBlockBytes) {
+        __m256i codes[16];
+        alignas(64) float d[16] = {0}, m[16] = {0};
+        for (int j = 0; j < 16; ++j) {
+          if (j >= cnt) {
+            codes[j] = _mm256_setzero_si256();
+            continue;
+          }
+          const uint8_t* blk = w + (g0 + j) * w_row_bytes + b * W::kBytes;
+          codes[j] = _mm512_castsi512_si256(W::codes(blk, blk, false));
+          d[j] = _cvtsh_ss(ld_u16(blk));
+          if constexpr (W::kMin) m[j] = _cvtsh_ss(ld_u16(blk + 2));
+        }
+        __m512i out[8];
+        transpose(codes, out);
+        for (int q = 0; q < 8; ++q) _mm512_store_si512(p + 64 * q, out[q]);
+        _mm512_store_ps(p + 512, _mm512_load_ps(d));
+        if constexpr (W::kMin) _mm512_store_ps(p + 576, _mm512_load_ps(m));
+      }
+    }
+  }
+};
+
+inline __m512i bcast_i32(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+// 16 rows (one packed group) x C columns (packed by pack_lr_cols, column stride xb); acc[c][j] = chain j.
+template <class W, int C>
+void lr_tile(int64_t nb, const uint8_t* wg, const uint8_t* xl, size_t xb, float* y, int64_t ldy, int rows) {
+  __m512 acc[C][2];
+  unroll<C>([&](auto c) { acc[c][0] = acc[c][1] = _mm512_setzero_ps(); });
+  auto block = [&](int64_t b, auto chain) __attribute__((always_inline)) {
+    const uint8_t* p = wg + b * LrRows<W>::kBlockBytes;
+    __m512i wq[8];
+    unroll<8>([&](auto q) { wq[q] = _mm512_load_si512(p + 64 * q); });
+    const __m512 wd = _mm512_load_ps(p + 512);
+    unroll<C>([&](auto c) {
+      const uint8_t* xp = xl + c * xb + b * kLrXBlock;
+      __m512i isum = W::kMin ? _mm512_setzero_si512() : bcast_i32(xp + 36);
+      unroll<8>([&](auto q) { isum = _mm512_dpbusd_epi32(isum, wq[q], bcast_i32(xp + 4 * q)); });
+      const __m512 s = _mm512_mul_ps(wd, _mm512_set1_ps(ld_f32(xp + 32)));
+      acc[c][chain] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), s, acc[c][chain]);      if constexpr (W::kMin)
+        acc[c][chain] = _mm512_fmadd_ps(_mm512_load_ps(p + 576), _mm512_set1_ps(ld_f32(xp + 36)), acc[c][chain]);
+    });
+  };
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    block(b, std::integral_constant<int, 0>{});
+    block(b + 1, std::integral_constant<int, 1>{});
+  }
+  if (b < nb) block(b, std::integral_constant<int, 0>{});
+  const __mmask16 k = (__mmask16)((1u << rows) - 1);
+  unroll<C>([&](auto c) { _mm512_mask_storeu_ps(y + c * ldy, k, _mm512_add_ps(acc[c][0], acc[c][1])); });
+}
+
+constexpr int kLrCols = 4;
+constexpr size_t kLrPanelBytes = 512 * 1024;
+
+template <class W, class A>
+void gemm_lane_row(int64_t n, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64_t r1, const uint8_t* x,
+                   size_t x_row_bytes, int64_t T, float* y, int64_t ldy) {
+  thread_local std::vector<uint8_t> xbuf, wbuf;
+  const int64_t nb = n / 32;
+  const size_t xb = (size_t)nb * kLrXBlock, gb = (size_t)nb * LrRows<W>::kBlockBytes;
+  uint8_t* xl = grow(xbuf, (size_t)T * xb);
+  pack_lr_cols<W, A>(x, x_row_bytes, T, nb, xl);
+  const int64_t panel = 16 * std::clamp<int64_t>((int64_t)(kLrPanelBytes / gb), 1, 16);
+  uint8_t* wl = grow(wbuf, (size_t)(panel / 16) * gb);
+  for (int64_t p0 = r0; p0 < r1; p0 += panel) {
+    const int64_t rows = std::min(panel, r1 - p0);
+    LrRows<W>::pack(w + p0 * w_row_bytes, w_row_bytes, rows, nb, wl);
+    for (int64_t t0 = 0; t0 < T; t0 += kLrCols) {
+      for (int64_t g0 = 0; g0 < rows; g0 += 16) {
+        const uint8_t* wg = wl + (g0 / 16) * gb;
+        const uint8_t* xc = xl + t0 * xb;
+        float* out = y + t0 * ldy + p0 + g0;
+        const int valid = (int)std::min<int64_t>(16, rows - g0);
+        switch (std::min<int64_t>(kLrCols, T - t0)) {
+          case 1: lr_tile<W, 1>(nb, wg, xc, xb, out, ldy, valid); break;
+          case 2: lr_tile<W, 2>(nb, wg, xc, xb, out, ldy, valid); break;
+          case 3: lr_tile<W, 3>(nb, wg, xc, xb, out, ldy, valid); break;
+          default: lr_tile<W, 4>(nb, wg, xc, xb, out, ldy, valid); break;
+        }
+      }
+    }
+  }
+}
+
+template <class W, class A>
+void gemm_legacy(int64_t n, const void* w, size_t wrb, int64_t r0, int64_t r1, const void* x, size_t xrb, int64_t T,
+                 float* y, int64_t ldy) {
+  if (r0 >= r1 || T <= 0) return;
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const auto* xbp = static_cast<const uint8_t*>(x);
+  if (T < kLaneRowMinT) {
+    gemm_walk<W, A>(n, wb, wrb, r0, r1, xbp, xrb, T, y, ldy);
+  } else {
+    gemm_lane_row<W, A>(n, wb, wrb, r0, r1, xbp, xrb, T, y, ldy);
+  }
+}
+
+template <class W, class A>
+void vec_dot_legacy(int64_t n, float* s, const void* x, const void* y) {
+  gemm_walk<W, A>(n, static_cast<const uint8_t*>(x), 0, 0, 1, static_cast<const uint8_t*>(y), 0, 1, s, 1);
+}
 
 }  // namespace
 
-void vec_dot_q8_0(int64_t n, float* s, const void* x, const void* y) { vec_dot_tile<KQ8_0>(n, s, x, y); }
-void vec_dot_q4_0(int64_t n, float* s, const void* x, const void* y) { vec_dot_tile<KQ4_0>(n, s, x, y); }
-void vec_dot_q5_0(int64_t n, float* s, const void* x, const void* y) { vec_dot_tile<KQ5_0>(n, s, x, y); }
-void vec_dot_q4_1(int64_t n, float* s, const void* x, const void* y) { vec_dot_tile<KQ4_1>(n, s, x, y); }
-void vec_dot_q5_1(int64_t n, float* s, const void* x, const void* y) { vec_dot_tile<KQ5_1>(n, s, x, y); }
+void vec_dot_q8_0(int64_t n, float* s, const void* x, const void* y) { vec_dot_legacy<WQ8_0, AQ8_0>(n, s, x, y); }
+void vec_dot_q4_0(int64_t n, float* s, const void* x, const void* y) { vec_dot_legacy<WQ4_0, AQ8_0>(n, s, x, y); }
+void vec_dot_q5_0(int64_t n, float* s, const void* x, const void* y) { vec_dot_legacy<WQ5_0, AQ8_0>(n, s, x, y); }
+void vec_dot_q4_1(int64_t n, float* s, const void* x, const void* y) { vec_dot_legacy<WQ4_1, AQ8_1>(n, s, x, y); }
+void vec_dot_q5_1(int64_t n, float* s, const void* x, const void* y) { vec_dot_legacy<WQ5_1, AQ8_1>(n, s, x, y); }
 
 void gemm_q8_0(int64_t n, const void* w, size_t wrb, int64_t r0, int64_t r1, const void* x, size_t xrb, int64_t T,
                float* y, int64_t ldy) {
-  gemm_tiles<KQ8_0>(n, w, wrb, r0, r1, x, xrb, T, y, ldy);
+  gemm_legacy<WQ8_0, AQ8_0>(n, w, wrb, r0, r1, x, xrb, T, y, ldy);
 }
 void gemm_q4_0(int64_t n, const void* w, size_t wrb, int64_t r0, int64_t r1, const void* x, size_t xrb, int64_t T,
                float* y, int64_t ldy) {
-  gemm_tiles<KQ4_0>(n, w, wrb, r0, r1, x, xrb, T, y, ldy);
+  gemm_legacy<WQ4_0, AQ8_0>(n, w, wrb, r0, r1, x, xrb, T, y, ldy);
 }
 void gemm_q5_0(int64_t n, const void* w, size_t wrb, int64_t r0, int64_t r1, const void* x, size_t xrb, int64_t T,
                float* y, int64_t ldy) {
-  gemm_tiles<KQ5_0>(n, w, wrb, r0, r1, x, xrb, T, y, ldy);
+  gemm_legacy<WQ5_0, AQ8_0>(n, w, wrb, r0, r1, x, xrb, T, y, ldy);
 }
 void gemm_q4_1(int64_t n, const void* w, size_t wrb, int64_t r0, int64_t r1, const void* x, size_t xrb, int64_t T,
                float* y, int64_t ldy) {
-  gemm_tiles<KQ4_1>(n, w, wrb, r0, r1, x, xrb, T, y, ldy);
+  gemm_legacy<WQ4_1, AQ8_1>(n, w, wrb, r0, r1, x, xrb, T, y, ldy);
 }
 void gemm_q5_1(int64_t n, const void* w, size_t wrb, int64_t r0, int64_t r1, const void* x, size_t xrb, int64_t T,
                float* y, int64_t ldy) {
-  gemm_tiles<KQ5_1>(n, w, wrb, r0, r1, x, xrb, T, y, ldy);
+  gemm_legacy<WQ5_1, AQ8_1>(n, w, wrb, r0, r1, x, xrb, T, y, ldy);
 }
 
 }  // namespace frugal::avx512
