@@ -12,6 +12,7 @@
 #include "backend/quant.h"
 #include "base/thread_pool.h"
 #include "gguf/gguf_file.h"
+#include "base/rng.h"
 #include "gguf/gguf_writer.h"
 #include "tensor/dtype.h"
 
@@ -19,38 +20,7 @@ namespace frugal {
 
 namespace {
 
-// ---- random numbers: splitmix64 for seeding, xoshiro256** for streams, a ziggurat for normals ----
-
-uint64_t splitmix64(uint64_t& x) {
-  uint64_t z = (x += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-class Rng {
- public:
-  explicit Rng(uint64_t seed) {
-    for (uint64_t& w : s_) w = splitmix64(seed);
-  }
-  uint64_t next() {
-    const uint64_t result = rotl(s_[1] * 5, 7) * 9;
-    const uint64_t t = s_[1] << 17;
-    s_[2] ^= s_[0];
-    s_[3] ^= s_[1];
-    s_[1] ^= s_[2];
-    s_[0] ^= s_[3];
-    s_[2] ^= t;
-    s_[3] = rotl(s_[3], 45);
-    return result;
-  }
-  // Uniform in (0, 1]: never 0, so log() below is finite.
-  double uniform() { return (double)((next() >> 11) + 1) * 0x1.0p-53; }
-
- private:
-  static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  uint64_t s_[4];
-};
+// ---- random numbers: base/rng.h for streams, a ziggurat for normals ----
 
 // Standard normal samples by Marsaglia & Tsang's ziggurat (128 layers): one 64-bit draw and a compare
 // for ~99% of samples, about 10x cheaper than Box-Muller's log/sqrt/sin/cos. The low 7 bits of a draw
@@ -78,7 +48,7 @@ class Ziggurat {
 
   double sample(Rng& rng) const {
     for (;;) {
-      const uint64_t u = rng.next();
+      const uint64_t u = rng.next_u64();
       const int i = (int)(u & 127);
       const int32_t h = (int32_t)(uint32_t)(u >> 32);
       const double x = h * w_[i];
@@ -87,12 +57,12 @@ class Ziggurat {
       if (i == 0) {               // the tail beyond kR
         double a, b;
         do {
-          a = -std::log(rng.uniform()) / kR;
-          b = -std::log(rng.uniform());
+          a = -std::log(rng.next_double_open0()) / kR;
+          b = -std::log(rng.next_double_open0());
         } while (b + b < a * a);
         return h > 0 ? kR + a : -kR - a;
       }
-      if (f_[i] + rng.uniform() * (f_[i - 1] - f_[i]) < std::exp(-0.5 * x * x)) return x;  // wedge
+      if (f_[i] + rng.next_double_open0() * (f_[i - 1] - f_[i]) < std::exp(-0.5 * x * x)) return x;  // wedge
     }
   }
 
@@ -119,11 +89,11 @@ enum class Fill { kNormal, kOnes, kJitter };
 // Row r of a tensor: n values from a stream seeded by (tensor seed, r) only.
 void fill_row(uint64_t tensor_seed, int64_t r, Fill fill, float std, float* out, int64_t n) {
   uint64_t s = tensor_seed ^ ((uint64_t)r * 0xd1b54a32d192ed03ull);
-  Rng rng(splitmix64(s));
+  Rng rng(splitmix64(&s));
   if (fill == Fill::kOnes) {
     for (int64_t i = 0; i < n; ++i) out[i] = 1.f;
   } else if (fill == Fill::kJitter) {
-    for (int64_t i = 0; i < n; ++i) out[i] = (float)(0.8 + 0.4 * rng.uniform());
+    for (int64_t i = 0; i < n; ++i) out[i] = (float)(0.8 + 0.4 * rng.next_double_open0());
   } else {
     const Ziggurat& z = ziggurat();
     for (int64_t i = 0; i < n; ++i) out[i] = (float)(std * z.sample(rng));

@@ -16,8 +16,6 @@ bool better(const Candidate& a, const Candidate& b) {
   return a.id < b.id;
 }
 
-uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
 }  // namespace
 
 Status SamplingParams::validate() const {
@@ -50,32 +48,6 @@ uint64_t random_seed() {
   std::random_device rd;
   return ((uint64_t)rd() << 32) ^ (uint64_t)rd();
 }
-
-uint64_t splitmix64(uint64_t* state) {
-  uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-void Rng::reseed(uint64_t seed) {
-  uint64_t st = seed;
-  for (uint64_t& s : s_) s = splitmix64(&st);
-}
-
-uint64_t Rng::next_u64() {
-  const uint64_t result = rotl(s_[1] * 5, 7) * 9;
-  const uint64_t t = s_[1] << 17;
-  s_[2] ^= s_[0];
-  s_[3] ^= s_[1];
-  s_[1] ^= s_[2];
-  s_[0] ^= s_[3];
-  s_[2] ^= t;
-  s_[3] = rotl(s_[3], 45);
-  return result;
-}
-
-double Rng::next_double() { return (double)(next_u64() >> 11) * 0x1.0p-53; }
 
 namespace sampling {
 

@@ -28,6 +28,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/rng.h"
 #include "base/status.h"
 
 namespace frugal {
@@ -53,20 +54,6 @@ struct SamplingParams {
 
 // A seed from the OS entropy source (for "--seed -1").
 uint64_t random_seed();
-
-// xoshiro256** (Blackman & Vigna), state filled from splitmix64(seed). Same sequence on every platform.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) { reseed(seed); }
-  void reseed(uint64_t seed);
-  uint64_t next_u64();
-  double next_double();  // uniform in [0, 1), 53 bits
-
- private:
-  uint64_t s_[4];
-};
-
-uint64_t splitmix64(uint64_t* state);
 
 struct Candidate {
   int32_t id;
