@@ -5,19 +5,18 @@
 //   isum_b = sum_i (qw_i - offset) * qx_i            exact int32 (offset: Q8_0 128 after xor 0x80,
 //                                                    Q4_0 8, Q5_0 16, Q4_1/Q5_1 0)
 //   s_b    = f32(dw_b) * f32(dx_b)                   one rounding
-//   a_{b mod 2} = fma(float(isum_b), s_b, a_{b mod 2})        two accumulator chains, blocks in order
-//   Q4_1/Q5_1: then a_{b mod 2} = fma(f32(mw_b), f32(sx_b), a_{b mod 2})
-//   result = a0 + a1
+//   a_{b mod 4} = fma(float(isum_b), s_b, a_{b mod 4})        four accumulator chains, blocks in order
+//   Q4_1/Q5_1: then a_{b mod 4} = fma(f32(mw_b), f32(sx_b), a_{b mod 4})
+//   result = (a0 + a2) + (a1 + a3)
 // Two implementations of it:
 //  * row walk (T < 8, vec_dot; decode): one weight row at a time, so W is one sequential stream. Two
 //    blocks per register, vpdpbusd with unsigned weight codes (the offset is removed exactly by
 //    starting each lane at -offset * sum4(x)), lane sums of 16 blocks reduced to one register (lane =
-//    block) by a transpose-add tree, then 2-lane fmas (lane = chain), one per block pair.
+//    block) by a transpose-add tree, then 4-lane fmas (lane = chain), one per 4 blocks.
 //  * lane = row (T >= 8; prefill): weights repacked per L2 panel so that register q of a block holds
 //    codes 4q..4q+3 of 16 rows; activation codes are broadcast 4 at a time, so one vpdpbusd does
-//    16 rows x 4 products and the float work per block is one cvt/mul/fma for 16 rows; the two
-//    chains are two registers per column. (More chains would shorten the row walk's fma chain but
-//    cost the 4-column prefill tile its registers: measured 460 vs 390 GFLOP/s with four.)
+//    16 rows x 4 products and the float work per block is one cvt/mul/fma for 16 rows; the four
+//    chains are four registers per column.
 // GCC 12 reports false -Wmaybe-uninitialized inside the AVX-512 intrinsic headers (GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -171,14 +170,8 @@ inline __m512i reduce_blocks(const __m512i v[8]) {
   return combine(combine(u0, u1, l2, h2), combine(u2, u3, l2, h2), l3, h3);
 }
 
-// Lanes (2k, 2k+1) of v in lanes (0, 1).
-template <int k>
-inline __m128 pair_lanes(__m512 v) {
-  return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_set1_epi64(((int64_t)(2 * k + 1) << 32) | (2 * k)), v));
-}
-
-// One group of 16 blocks (kFull) or the last, partial one (cnt < 16) of walk_row. acc lanes 0, 1 =
-// chains 0, 1 (16g is even, so block 16g + i goes to chain i mod 2).
+// One group of 16 blocks (kFull) or the last, partial one (cnt < 16) of walk_row. acc: lane j =
+// chain j; blocks 16g + i go to chain i mod 4 (16g is a multiple of 4).
 template <class W, class A, int C, bool kFull>
 __attribute__((always_inline)) inline void walk_group(int64_t g, int cnt, const uint8_t* wb, const uint8_t* xw,
                                                       size_t xb, size_t steps_bytes, __m128 acc[C]) {
@@ -203,11 +196,12 @@ __attribute__((always_inline)) inline void walk_group(int64_t g, int cnt, const 
     const __m512 sv = _mm512_mul_ps(dw, _mm512_load_ps(xg));
     __m512 sx;
     if constexpr (W::kMin) sx = _mm512_load_ps(xg + 64);
-    unroll<8>([&](auto k) {
-      if (has(2 * k)) {
-        const __mmask8 m = has(2 * k + 1) ? 3 : 1;
-        acc[c] = _mm_mask3_fmadd_ps(pair_lanes<k>(f), pair_lanes<k>(sv), acc[c], m);
-        if constexpr (W::kMin) acc[c] = _mm_mask3_fmadd_ps(pair_lanes<k>(mw), pair_lanes<k>(sx), acc[c], m);
+    unroll<4>([&](auto q) {  // blocks 4q .. 4q+3 of the group
+      if (has(4 * q)) {
+        const __mmask8 m = kFull ? 0xF : (__mmask8)((1u << std::min(cnt - 4 * (int)q, 4)) - 1);
+        acc[c] = _mm_mask3_fmadd_ps(_mm512_extractf32x4_ps(f, q), _mm512_extractf32x4_ps(sv, q), acc[c], m);
+        if constexpr (W::kMin)
+          acc[c] = _mm_mask3_fmadd_ps(_mm512_extractf32x4_ps(mw, q), _mm512_extractf32x4_ps(sx, q), acc[c], m);
       }
     });
   });
@@ -225,7 +219,10 @@ void walk_row(int64_t nb, const uint8_t* row, const uint8_t* xw, size_t xb, floa
   if (full * kWalkGroup < nb)
     walk_group<W, A, C, false>(full, (int)(nb - full * kWalkGroup), row + full * kWalkGroup * W::kBytes, xw, xb,
                                steps_bytes, acc);
-  unroll<C>([&](auto c) { out[c * ldo] = _mm_cvtss_f32(_mm_add_ss(acc[c], _mm_movehdup_ps(acc[c]))); });
+  unroll<C>([&](auto c) {  // (a0 + a2) + (a1 + a3)
+    const __m128 s2 = _mm_add_ps(acc[c], _mm_movehl_ps(acc[c], acc[c]));
+    out[c * ldo] = _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
+  });
 }
 
 template <class W, class A>
@@ -344,30 +341,32 @@ inline __m512i bcast_i32(const uint8_t* p) {
 // 16 rows (one packed group) x C columns (packed by pack_lr_cols, column stride xb); acc[c][j] = chain j.
 template <class W, int C>
 void lr_tile(int64_t nb, const uint8_t* wg, const uint8_t* xl, size_t xb, float* y, int64_t ldy, int rows) {
-  __m512 acc[C][2];
-  unroll<C>([&](auto c) { acc[c][0] = acc[c][1] = _mm512_setzero_ps(); });
+  __m512 acc[C][4];
+  unroll<C>([&](auto c) { unroll<4>([&](auto j) { acc[c][j] = _mm512_setzero_ps(); }); });
   auto block = [&](int64_t b, auto chain) __attribute__((always_inline)) {
     const uint8_t* p = wg + b * LrRows<W>::kBlockBytes;
     __m512i wq[8];
     unroll<8>([&](auto q) { wq[q] = _mm512_load_si512(p + 64 * q); });
-    const __m512 wd = _mm512_load_ps(p + 512);
     unroll<C>([&](auto c) {
       const uint8_t* xp = xl + c * xb + b * kLrXBlock;
       __m512i isum = W::kMin ? _mm512_setzero_si512() : bcast_i32(xp + 36);
       unroll<8>([&](auto q) { isum = _mm512_dpbusd_epi32(isum, wq[q], bcast_i32(xp + 4 * q)); });
-      const __m512 s = _mm512_mul_ps(wd, _mm512_set1_ps(ld_f32(xp + 32)));
-      acc[c][chain] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), s, acc[c][chain]);      if constexpr (W::kMin)
+      const __m512 s = _mm512_mul_ps(_mm512_load_ps(p + 512), _mm512_set1_ps(ld_f32(xp + 32)));
+      acc[c][chain] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), s, acc[c][chain]);
+      if constexpr (W::kMin)
         acc[c][chain] = _mm512_fmadd_ps(_mm512_load_ps(p + 576), _mm512_set1_ps(ld_f32(xp + 36)), acc[c][chain]);
     });
   };
   int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) {
-    block(b, std::integral_constant<int, 0>{});
-    block(b + 1, std::integral_constant<int, 1>{});
-  }
-  if (b < nb) block(b, std::integral_constant<int, 0>{});
+  for (; b + 4 <= nb; b += 4) unroll<4>([&](auto j) { block(b + j, j); });
+  unroll<4>([&](auto j) {
+    if (b + j < nb) block(b + j, j);
+  });
   const __mmask16 k = (__mmask16)((1u << rows) - 1);
-  unroll<C>([&](auto c) { _mm512_mask_storeu_ps(y + c * ldy, k, _mm512_add_ps(acc[c][0], acc[c][1])); });
+  unroll<C>([&](auto c) {
+    const __m512* a = acc[c];
+    _mm512_mask_storeu_ps(y + c * ldy, k, _mm512_add_ps(_mm512_add_ps(a[0], a[2]), _mm512_add_ps(a[1], a[3])));
+  });
 }
 
 constexpr int kLrCols = 4;
