@@ -49,48 +49,82 @@ struct LoadBF16 {
   }
 };
 
-// kAcc accumulators per (row, column): 16-element sub-step j of the row goes to accumulator j % kAcc,
-// summed in index order at the end (more chains shorten the FMA latency a single-row walk waits on,
-// at the price of a narrower prefill tile).
-template <class L, int kR, int kC, int kAcc>
+// One FMA accumulator per (row, column), 16 elements per step, masked tail. Packed path (quant_gemm.h):
+// rows and columns converted to f32 once (per L2 panel / per column tile and K chunk), so the inner
+// loop is loads and FMAs; the values and the FMA order are the same, hence the same bits.
+template <class L, int kR, int kC>
 struct FloatKernel {
   static constexpr int kRows = kR, kCols = kC;
+  static constexpr int64_t kStepElems = 16;
+  static constexpr size_t kRowStepBytes = 64, kColStepBytes = 64;
 
-  template <int R, int C>
-  static void tile(const TileArgs& a) {
-    __m512 acc[R][C][kAcc];
+  static void pack_f32(const uint8_t* src, int64_t k0, int64_t kn, uint8_t* dst) {
+    for (int64_t i = 0; i < kn; i += 16, dst += 64) {
+      const uint8_t* p = src + (k0 + i) * L::kElemBytes;
+      _mm512_store_ps(dst, kn - i >= 16 ? L::load(p) : L::load_tail(p, (int)(kn - i)));
+    }
+  }
+  static void pack_rows(const uint8_t* w, size_t w_row_bytes, int64_t rows, int64_t n, uint8_t* dst) {
+    const size_t prb = (size_t)((n + 15) / 16) * 64;
+    for (int64_t r = 0; r < rows; ++r) pack_f32(w + r * w_row_bytes, 0, n, dst + r * prb);
+  }
+  static void pack_cols(const uint8_t* x, size_t x_row_bytes, int64_t cols, int64_t n, int64_t k0, int64_t kn,
+                        uint8_t* dst) {
+    const size_t pcb = (size_t)((kn + 15) / 16) * 64;
+    for (int64_t c = 0; c < cols; ++c) pack_f32(x + c * x_row_bytes, k0, kn, dst + c * pcb);
+  }
+
+  template <int R, int C, bool kPackedW, bool kPackedX>
+  static void tile_impl(const TileArgs& a) {
+    constexpr bool kPacked = kPackedW && kPackedX;  // K chunks through a.acc
+    __m512 acc[R][C];
     unroll<R>([&](auto r) {
-      unroll<C>([&](auto c) { unroll<kAcc>([&](auto j) { acc[r][c][j] = _mm512_setzero_ps(); }); });
+      unroll<C>([&](auto c) {
+        acc[r][c] = kPacked && a.acc_in ? _mm512_load_ps(a.acc + (r * C + c) * 16) : _mm512_setzero_ps();
+      });
     });
-    auto step = [&](int64_t i, int tail, auto j) __attribute__((always_inline)) {
+    auto step = [&](int64_t i, int tail) __attribute__((always_inline)) {
       __m512 wv[R];
       unroll<R>([&](auto r) {
-        const uint8_t* p = a.w + r * a.w_row_bytes + i * L::kElemBytes;
-        wv[r] = tail ? L::load_tail(p, tail) : L::load(p);
+        if constexpr (kPackedW) {
+          wv[r] = _mm512_load_ps(a.w + r * a.w_row_bytes + i * 4);
+        } else {
+          const uint8_t* p = a.w + r * a.w_row_bytes + i * L::kElemBytes;
+          wv[r] = tail ? L::load_tail(p, tail) : L::load(p);
+        }
       });
       unroll<C>([&](auto c) {
-        const uint8_t* p = a.x + c * a.x_row_bytes + i * L::kElemBytes;
-        const __m512 xv = tail ? L::load_tail(p, tail) : L::load(p);
-        unroll<R>([&](auto r) { acc[r][c][j] = _mm512_fmadd_ps(wv[r], xv, acc[r][c][j]); });
+        __m512 xv;
+        if constexpr (kPackedX) {
+          xv = _mm512_load_ps(a.x + c * a.x_row_bytes + i * 4);
+        } else {
+          const uint8_t* p = a.x + c * a.x_row_bytes + i * L::kElemBytes;
+          xv = tail ? L::load_tail(p, tail) : L::load(p);
+        }
+        unroll<R>([&](auto r) { acc[r][c] = _mm512_fmadd_ps(wv[r], xv, acc[r][c]); });
       });
     };
     int64_t i = 0;
-    for (; i + kAcc * L::kStep <= a.n; i += kAcc * L::kStep)
-      unroll<kAcc>([&](auto j) { step(i + j * L::kStep, 0, j); });
-    // Remaining 16-element sub-steps (then a partial one) continue the accumulator rotation.
-    unroll<kAcc>([&](auto j) {
-      if (i < a.n) {
-        step(i, a.n - i >= L::kStep ? 0 : (int)(a.n - i), j);
-        i += L::kStep;
-      }
-    });
-    unroll<R>([&](auto r) {
-      unroll<C>([&](auto c) {
-        __m512 sum = acc[r][c][0];
-        unroll<kAcc - 1>([&](auto j) { sum = _mm512_add_ps(sum, acc[r][c][j + 1]); });
-        a.y[c * a.ldy + r] = hsum512(sum);
-      });
-    });
+    for (; i + 16 <= a.n; i += 16) step(i, 0);
+    if (i < a.n) step(i, (int)(a.n - i));
+    if (kPacked && a.acc_out) {
+      unroll<R>([&](auto r) { unroll<C>([&](auto c) { _mm512_store_ps(a.acc + (r * C + c) * 16, acc[r][c]); }); });
+      return;
+    }
+    unroll<R>([&](auto r) { unroll<C>([&](auto c) { a.y[c * a.ldy + r] = hsum512(acc[r][c]); }); });
+  }
+
+  template <int R, int C>
+  static void tile(const TileArgs& a) {
+    tile_impl<R, C, false, false>(a);
+  }
+  template <int R, int C>
+  static void tile_packed(const TileArgs& a) {
+    tile_impl<R, C, true, true>(a);
+  }
+  template <int R, int C>
+  static void tile_xpacked(const TileArgs& a) {
+    tile_impl<R, C, false, true>(a);
   }
 };
 
@@ -124,11 +158,9 @@ struct Bf16DpKernel {
   }
 };
 
-// One accumulator per pair and a 4x6 tile: measured best for prefill; a second accumulator chain did
-// not raise single-row (decode) streaming, which is DRAM-bound here.
-using KF32 = FloatKernel<LoadF32, 4, 6, 1>;
-using KF16 = FloatKernel<LoadF16, 4, 6, 1>;
-using KBF16 = FloatKernel<LoadBF16, 4, 6, 1>;
+using KF32 = FloatKernel<LoadF32, 4, 6>;
+using KF16 = FloatKernel<LoadF16, 4, 6>;
+using KBF16 = FloatKernel<LoadBF16, 4, 6>;
 using KBF16Dp = Bf16DpKernel<4, 6>;
 
 // ---------------------------------------------------------------- activation quantizers
