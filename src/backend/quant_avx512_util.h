@@ -60,5 +60,33 @@ inline __m512i load_1x256(const uint8_t* lo) {
   return _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i*)lo));
 }
 
+
+inline __m512i bcast_i32(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+// rows[j] (j < 16): 8 dwords of row j. out[q]: lane j = dword q of row j (a 16 x 8 dword transpose).
+inline void transpose_16x8(const __m256i rows[16], __m512i out[8]) {
+  __m512i z[8], t[8], u[8];
+  for (int j = 0; j < 8; ++j) z[j] = _mm512_inserti64x4(_mm512_castsi256_si512(rows[j]), rows[j + 8], 1);
+  for (int j = 0; j < 8; j += 2) {
+    t[j] = _mm512_unpacklo_epi32(z[j], z[j + 1]);
+    t[j + 1] = _mm512_unpackhi_epi32(z[j], z[j + 1]);
+  }
+  for (int h = 0; h < 8; h += 4) {
+    u[h] = _mm512_unpacklo_epi64(t[h], t[h + 2]);
+    u[h + 1] = _mm512_unpackhi_epi64(t[h], t[h + 2]);
+    u[h + 2] = _mm512_unpacklo_epi64(t[h + 1], t[h + 3]);
+    u[h + 3] = _mm512_unpackhi_epi64(t[h + 1], t[h + 3]);
+  }
+  const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+  for (int q = 0; q < 4; ++q) {
+    out[q] = _mm512_permutex2var_epi64(u[q], lo, u[q + 4]);
+    out[q + 4] = _mm512_permutex2var_epi64(u[q], hi, u[q + 4]);
+  }
+}
+
 }  // namespace
 }  // namespace frugal

@@ -284,27 +284,6 @@ template <class W>
 struct LrRows {
   static constexpr size_t kBlockBytes = W::kMin ? 640 : 576;
 
-  // codes[j] (j < 16): 32 codes of row j; out: the 8 transposed registers.
-  static void transpose(const __m256i codes[16], __m512i out[8]) {
-    __m512i z[8], t[8], u[8];
-    for (int j = 0; j < 8; ++j) z[j] = _mm512_inserti64x4(_mm512_castsi256_si512(codes[j]), codes[j + 8], 1);
-    for (int j = 0; j < 8; j += 2) {
-      t[j] = _mm512_unpacklo_epi32(z[j], z[j + 1]);
-      t[j + 1] = _mm512_unpackhi_epi32(z[j], z[j + 1]);
-    }
-    for (int h = 0; h < 8; h += 4) {
-      u[h] = _mm512_unpacklo_epi64(t[h], t[h + 2]);
-      u[h + 1] = _mm512_unpackhi_epi64(t[h], t[h + 2]);
-      u[h + 2] = _mm512_unpacklo_epi64(t[h + 1], t[h + 3]);
-      u[h + 3] = _mm512_unpackhi_epi64(t[h + 1], t[h + 3]);
-    }
-    const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
-    for (int q = 0; q < 4; ++q) {
-      out[q] = _mm512_permutex2var_epi64(u[q], lo, u[q + 4]);
-      out[q + 4] = _mm512_permutex2var_epi64(u[q], hi, u[q + 4]);
-    }
-  }
-
   static void pack(const uint8_t* w, size_t w_row_bytes, int64_t rows, int64_t nb, uint8_t* dst) {
     for (int64_t g0 = 0; g0 < rows; g0 += 16) {
       const int cnt = (int)std::min<int64_t>(16, rows - g0);
@@ -323,7 +302,7 @@ struct LrRows {
           if constexpr (W::kMin) m[j] = _cvtsh_ss(ld_u16(blk + 2));
         }
         __m512i out[8];
-        transpose(codes, out);
+        transpose_16x8(codes, out);
         for (int q = 0; q < 8; ++q) _mm512_store_si512(p + 64 * q, out[q]);
         _mm512_store_ps(p + 512, _mm512_load_ps(d));
         if constexpr (W::kMin) _mm512_store_ps(p + 576, _mm512_load_ps(m));
@@ -332,11 +311,6 @@ struct LrRows {
   }
 };
 
-inline __m512i bcast_i32(const uint8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm512_set1_epi32(v);
-}
 
 // 16 rows (one packed group) x C columns (packed by pack_lr_cols, column stride xb); acc[c][j] = chain j.
 template <class W, int C>
