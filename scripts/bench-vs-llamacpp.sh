@@ -4,6 +4,7 @@
 # Usage: scripts/bench-vs-llamacpp.sh [--quick] [--threads 1,2] [--types F16,Q8_0,Q4_0,Q4_K_M] [--reps 3]
 #                                     [--pp 512] [--tg 128] [--model FILE.gguf ...] [--llamacpp-only]
 #                                     [--cache-dir DIR] [--regen] [--docs | --no-docs] [--wait-quiet SECONDS]
+#                                     [--extra-rounds N]
 #
 #   Builds frugal (Release, build-bench/) and a native llama-bench (scripts/llamacpp/build-llama-bench.sh,
 #   cached outside the repo), writes random-weight llama models with `frugal synth` into the cache dir
@@ -19,6 +20,8 @@
 #   --model FILE (repeatable) benchmarks existing files instead (label = file name); --llamacpp-only skips
 #   frugal (to check the peer on its own). Before each round the CPU time used by other processes is
 #   sampled for 1 s and recorded; --wait-quiet S waits up to S seconds (default 300) for it to drop below 15%.
+#   Other processes' CPU use during each invocation is measured too (scripts/llamacpp/run_measured.py); a
+#   round where it exceeds 10% is repeated, at most --extra-rounds (default 3) times per model and threads.
 # A benchmark, not a test: it never fails on a time. Environment: FRUGAL_BENCH_CACHE, FRUGAL_LLAMACPP_DIR.
 set -euo pipefail
 
@@ -35,6 +38,7 @@ regen=0
 llamacpp_only=0
 models=()
 wait_quiet=300
+extra_rounds=3
 cache="${FRUGAL_BENCH_CACHE:-$HOME/.cache/frugal/bench}"
 command_line="scripts/bench-vs-llamacpp.sh $*"
 
@@ -53,7 +57,8 @@ while [[ $# -gt 0 ]]; do
     --docs) docs="yes"; shift ;;
     --no-docs) docs="no"; shift ;;
     --wait-quiet) wait_quiet="$2"; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    --extra-rounds) extra_rounds="$2"; shift 2 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "bench-vs-llamacpp.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -142,36 +147,45 @@ wait_for_quiet() {  # sets $busy
   return 0
 }
 
-run_engine() {  # engine label threads rep model
-  local engine="$1" label="$2" nt="$3" rep="$4" model="$5"
-  local out="$run_dir/$engine-$label-t$nt-r$rep.json"
+run_engine() {  # engine label threads round model; sets $others (others' CPU % during the run)
+  local engine="$1" label="$2" nt="$3" rnd="$4" model="$5"
+  local out="$run_dir/$engine-$label-t$nt-r$rnd.json"
   local err="${out%.json}.stderr"
-  local rc=0
+  local rc=0 cmd
   if [[ "$engine" == "frugal" ]]; then
-    "$frugal" bench -m "$model" -p "$pp" -n "$tg" -t "$nt" -r 1 -o json > "$out" 2> "$err" || rc=$?
+    cmd=("$frugal" bench -m "$model" -p "$pp" -n "$tg" -t "$nt" -r 1 -o json)
   else
-    "$llama_bench" -m "$model" -p "$pp" -n "$tg" -t "$nt" -r 1 -o json > "$out" 2> "$err" || rc=$?
+    cmd=("$llama_bench" -m "$model" -p "$pp" -n "$tg" -t "$nt" -r 1 -o json)
   fi
+  others="$(python3 "$repo/scripts/llamacpp/run_measured.py" --stdout "$out" --stderr "$err" -- "${cmd[@]}")" || rc=$?
   [[ $rc -eq 0 ]] || log "  $engine exited with $rc (see $err)"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$([[ $engine == frugal ]] && echo frugal || echo llama.cpp)" \
-    "$label" "$nt" "$rep" "$model" "$out" "$busy" >> "$runs"
+  [[ -n "$others" ]] || others=0
+  (( others > max_others )) && max_others=$others
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$([[ $engine == frugal ]] && echo frugal || echo llama.cpp)" \
+    "$label" "$nt" "$rnd" "$model" "$out" "$busy" "$others" >> "$runs"
 }
 
+# A round is "clean" when other processes used at most 10% of the CPUs during each engine's invocation;
+# disturbed rounds are kept in runs.tsv (the report shows them only where no clean round exists) and
+# repeated, up to --extra-rounds more rounds per model and thread count.
 engines=(frugal llamacpp)
 [[ $llamacpp_only -eq 1 ]] && engines=(llamacpp)
 round=0
 for row in "${model_rows[@]}"; do
   label="${row%%$'\t'*}"; model="${row#*$'\t'}"
   for nt in "${thread_list[@]}"; do
-    for ((rep = 1; rep <= reps; rep++)); do
+    clean=0
+    for ((rnd = 1; clean < reps && rnd <= reps + extra_rounds; rnd++)); do
       order=("${engines[@]}")
       if (( round % 2 == 1 )) && [[ ${#engines[@]} -eq 2 ]]; then order=(llamacpp frugal); fi
       round=$((round + 1))
       wait_for_quiet
+      max_others=0
       for e in "${order[@]}"; do
-        log "$label threads=$nt rep $rep/$reps: $e"
-        run_engine "$e" "$label" "$nt" "$rep" "$model"
+        log "$label threads=$nt round $rnd (clean so far $clean/$reps): $e"
+        run_engine "$e" "$label" "$nt" "$rnd" "$model"
       done
+      if (( max_others <= 10 )); then clean=$((clean + 1)); else log "  disturbed round (others used ${max_others}% CPU)"; fi
     done
   done
 done

@@ -133,36 +133,65 @@ def weight_stats(path):
             "tensors_per_type": per_type, "tied_output": not has_output}
 
 
-def load_runs(runs_path):
-    """RUNS.tsv rows -> {(type, threads, engine, test): [t/s, ...]}, models {type: path}, failures."""
-    samples, models, failures, ran, busy = {}, {}, [], set(), {}
-    with open(runs_path) as f:
-        for line in f:
-            if not line.strip():
-                continue
-            fields = line.rstrip("\n").split("\t")
-            engine, mtype, threads, rep, model, out = fields[:6]
-            models.setdefault(mtype, model)  # dicts keep insertion order: types in the order they ran
-            ran.add((mtype, int(threads), engine))
-            if len(fields) > 6 and fields[6]:
-                busy.setdefault((mtype, int(threads)), []).append(int(fields[6]))
-            try:
-                with open(out) as jf:
-                    entries = json.load(jf)
-            except (OSError, ValueError) as e:
-                failures.append("%s %s t=%s rep %s: no JSON (%s)" % (engine, mtype, threads, rep, e))
-                continue
-            for e in entries:
-                if e.get("n_prompt", 0) > 0 and e.get("n_gen", 0) == 0:
-                    test = "pp%d" % e["n_prompt"]
-                elif e.get("n_gen", 0) > 0 and e.get("n_prompt", 0) == 0:
-                    test = "tg%d" % e["n_gen"]
-                else:
+CLEAN_OTHERS_PCT = 10  # a round is clean when other processes used at most this share of the CPUs
+
+
+def parse_tests(path):
+    """llama-bench JSON -> {"pp512": [t/s, ...], "tg128": [...]}."""
+    with open(path) as f:
+        entries = json.load(f)
+    tests = {}
+    for e in entries:
+        if e.get("n_prompt", 0) > 0 and e.get("n_gen", 0) == 0:
+            test = "pp%d" % e["n_prompt"]
+        elif e.get("n_gen", 0) > 0 and e.get("n_prompt", 0) == 0:
+            test = "tg%d" % e["n_gen"]
+        else:
+            continue
+        tests.setdefault(test, []).extend(float(x) for x in (e.get("samples_ts") or [e["avg_ts"]]))
+    return tests
+
+
+class Runs:
+    """RUNS.tsv: engine, type, threads, round, model, JSON path, [others' CPU % before, [... during]].
+
+    samples[(type, threads, engine, test)] holds t/s of the rounds used: the clean rounds of that model and
+    thread count (other processes <= CLEAN_OTHERS_PCT during every invocation of the round), or all rounds
+    when none was clean (then the cell is flagged)."""
+
+    def __init__(self, path):
+        self.models, self.failures, self.ran = {}, [], set()
+        rows = []
+        with open(path) as f:
+            for line in f:
+                if not line.strip():
                     continue
-                ts = e.get("samples_ts") or [e["avg_ts"]]
-                key = (mtype, int(e.get("n_threads", threads)), engine, test)
-                samples.setdefault(key, []).extend(float(x) for x in ts)
-    return samples, models, failures, ran, busy
+                fields = line.rstrip("\n").split("\t") + ["", ""]
+                engine, mtype, threads, rnd, model, out, before, during = fields[:8]
+                threads = int(threads)
+                self.models.setdefault(mtype, model)  # insertion order = the order the models ran
+                self.ran.add((mtype, threads, engine))
+                try:
+                    tests = parse_tests(out)
+                except (OSError, ValueError) as e:
+                    self.failures.append("%s %s t=%d round %s: no JSON (%s)" % (engine, mtype, threads, rnd, e))
+                    tests = {}
+                rows.append((mtype, threads, rnd, engine, tests, int(before or 0),
+                             int(during) if during else None))
+        self.samples, self.cells = {}, {}
+        for mtype, threads in {(r[0], r[1]) for r in rows}:
+            cell = [r for r in rows if r[0] == mtype and r[1] == threads]
+            rounds = sorted({r[2] for r in cell})
+            dirty = {r[2] for r in cell if r[6] is not None and r[6] > CLEAN_OTHERS_PCT}
+            clean = [x for x in rounds if x not in dirty]
+            used = clean if clean else rounds
+            for _, _, rnd, engine, tests, _, _ in cell:
+                if rnd in used:
+                    for test, ts in tests.items():
+                        self.samples.setdefault((mtype, threads, engine, test), []).extend(ts)
+            self.cells[(mtype, threads)] = {
+                "rounds": len(rounds), "clean": len(clean),
+                "others_used": max((r[6] for r in cell if r[2] in used and r[6] is not None), default=None)}
 
 
 def load_stream(paths):
@@ -209,14 +238,15 @@ def fmt_count(n):
     return "%d" % n
 
 
-def build_table(samples, models, stream, ran, busy):
+def build_table(runs, stream):
+    samples, models, ran = runs.samples, runs.models, runs.ran
     tests = sorted({k[3] for k in samples}, key=lambda s: (s[:2] != "pp", s))
     types = list(models)
     threads = sorted({k[1] for k in ran})
     lines = [
         "| model | threads | test | frugal t/s | llama.cpp t/s | frugal / llama.cpp | target | "
-        "decode GB/s frugal / llama.cpp | % of triad frugal / llama.cpp | others' CPU % |",
-        "|---|---:|---|---:|---:|---:|---|---:|---:|---:|",
+        "decode GB/s frugal / llama.cpp | % of triad frugal / llama.cpp | clean rounds | others' CPU % |",
+        "|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     weights = {t: weight_stats(models[t]) for t in types}
     for mtype in types:
@@ -238,20 +268,21 @@ def build_table(samples, models, stream, ran, busy):
                     tri = stream.get(nt, {}).get("triad_gbs")
                     if tri:
                         frac = " / ".join("%.0f%%" % (100 * v / tri) if v else "-" for v in g)
-                b = busy.get((mtype, nt))
-                others = "%d-%d" % (min(b), max(b)) if b else "-"
-                lines.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                c = runs.cells.get((mtype, nt), {"rounds": 0, "clean": 0, "others_used": None})
+                cleans = "%d/%d%s" % (c["clean"], c["rounds"], "" if c["clean"] else " ⚠")
+                others = "?" if c["others_used"] is None else "≤ %d" % c["others_used"]
+                lines.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                     label, nt, test, fmt_ts(fr, (mtype, nt, "frugal") in ran),
-                    fmt_ts(lc, (mtype, nt, "llama.cpp") in ran), ratio, target, gbs, frac, others))
+                    fmt_ts(lc, (mtype, nt, "llama.cpp") in ran), ratio, target, gbs, frac, cleans, others))
     return "\n".join(lines), weights
 
 
 def render(args):
-    samples, models, failures, ran, busy = load_runs(args.runs)
+    runs = Runs(args.runs)
     stream = load_stream(args.stream)
     with open(args.meta) as f:
         meta = json.load(f)
-    table, weights = build_table(samples, models, stream, ran, busy)
+    table, weights = build_table(runs, stream)
     out = ["Run %s on `%s` (%d logical CPUs; flags: %s), kernel %s." % (
         meta["date"], meta["cpu_model"], meta["n_cpus"], meta["cpu_flags"], meta["kernel"])]
     out.append("frugal commit `%s`; llama.cpp peer: %s." % (meta["commit"], meta["peer"]))
@@ -267,14 +298,19 @@ def render(args):
     out.append("")
     out.append(table)
     out.append("")
-    out.append("Mean ± sample standard deviation over %s interleaved repetitions per engine (one `-r 1` "
-               "invocation each, order alternating). Decode GB/s = tg t/s x bytes read per token (all "
-               "weights except the embedding table: %s). Others' CPU %% = share of all CPUs busy during the "
-               "1 s before each round (min-max over rounds), when neither engine ran." % (meta["reps"], ", ".join(
-                   "%s %.1f MB" % (t, w["decode_bytes_per_token"] / 1e6) for t, w in weights.items())))
-    if failures:
+    out.append(
+        "Mean ± sample standard deviation of t/s over the clean rounds (target %s per model and thread count). "
+        "A round is one `-r 1` invocation of each engine, the order alternating from round to round; it is "
+        "clean when other processes used at most %d%% of all CPUs during each invocation (measured from "
+        "/proc/stat minus the engine's own CPU time); disturbed rounds are repeated a few times and only used, "
+        "flagged ⚠, when no clean round exists. Others' CPU %% = the most other processes used during the "
+        "rounds shown. Decode GB/s = tg t/s x bytes read per token (all weights except the embedding table: "
+        "%s); %% of triad is against frugal_stream's triad at the same thread count." % (
+            meta["reps"], CLEAN_OTHERS_PCT, ", ".join(
+                "%s %.1f MB" % (t, w["decode_bytes_per_token"] / 1e6) for t, w in weights.items())))
+    if runs.failures:
         out.append("")
-        out.append("Failed runs: " + "; ".join(failures) + ".")
+        out.append("Failed runs: " + "; ".join(runs.failures) + ".")
     return "\n".join(out)
 
 
