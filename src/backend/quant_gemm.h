@@ -1,4 +1,6 @@
-// Tiled gemm driver shared by the SIMD kernel files (quant_*_avx2.cpp, quant_*_avx512.cpp).
+// Tiled gemm driver shared by the SIMD kernel files (quant_*_avx2.cpp, quant_avx512.cpp). The AVX-512
+// legacy and K-quant kernels (quant_legacy_avx512.cpp, quant_kquants_avx512.cpp) have their own
+// drivers (row walk / lane = row) and only borrow the helpers here.
 //
 // Everything here has internal linkage (anonymous namespace) on purpose: each ISA translation unit is
 // compiled with different -m flags, and a shared inline/template definition could otherwise be merged

@@ -196,9 +196,10 @@ __attribute__((always_inline)) inline void walk_group(int64_t g, int cnt, const 
     const __m512 sv = _mm512_mul_ps(dw, _mm512_load_ps(xg));
     __m512 sx;
     if constexpr (W::kMin) sx = _mm512_load_ps(xg + 64);
-    unroll<4>([&](auto q) {  // blocks 4q .. 4q+3 of the group
+    unroll<4>([&](auto qc) {  // blocks 4q .. 4q+3 of the group
+      constexpr int q = decltype(qc)::value;
       if (has(4 * q)) {
-        const __mmask8 m = kFull ? 0xF : (__mmask8)((1u << std::min(cnt - 4 * (int)q, 4)) - 1);
+        const __mmask8 m = kFull ? 0xF : (__mmask8)((1u << std::min(cnt - 4 * q, 4)) - 1);
         acc[c] = _mm_mask3_fmadd_ps(_mm512_extractf32x4_ps(f, q), _mm512_extractf32x4_ps(sv, q), acc[c], m);
         if constexpr (W::kMin)
           acc[c] = _mm_mask3_fmadd_ps(_mm512_extractf32x4_ps(mw, q), _mm512_extractf32x4_ps(sx, q), acc[c], m);
