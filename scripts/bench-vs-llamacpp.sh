@@ -90,6 +90,9 @@ targets=(frugal_stream)
 log "building ${targets[*]} (Release) in $build"
 cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFRUGAL_BUILD_TESTS=OFF >/dev/null
 cmake --build "$build" --target "${targets[@]}" -j "$(nproc)" >&2
+# The commit the binaries were built from (HEAD may move while the benchmark runs).
+commit="$(git -C "$repo" rev-parse --short HEAD)"
+git -C "$repo" diff --quiet HEAD -- src tools CMakeLists.txt 2>/dev/null || commit="$commit (+ uncommitted changes in src/tools)"
 frugal="$build/frugal"
 llama_bench="$("$repo/scripts/llamacpp/build-llama-bench.sh" | tail -1)"
 llama_dir="$(dirname "$(dirname "$(dirname "$llama_bench")")")"
@@ -194,8 +197,6 @@ done
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # 5. Report.
-commit="$(git -C "$repo" rev-parse --short HEAD)"
-git -C "$repo" diff --quiet HEAD -- src tools CMakeLists.txt 2>/dev/null || commit="$commit (+ uncommitted changes in src/tools)"
 cpu_model="$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
 flags="$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|f16c|avx512f|avx512bw|avx512vl|avx512_vnni|avx512_bf16|avx512_fp16|avx_vnni|amx_tile|amx_int8|amx_bf16)$' | tr '\n' ' ' | sed 's/ $//')"
 peer="native llama-bench, llama.cpp $(sed -n 's/^llama.cpp commit: //p' "$llama_dir/build-info.txt" 2>/dev/null | cut -c1-8) from node-llama-cpp 3.21.1, GGML_NATIVE=ON, AMX off, OpenMP, default llama-bench settings (f16 KV cache, flash attention auto, n_batch 2048, n_ubatch 512)"
