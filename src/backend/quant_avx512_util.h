@@ -7,26 +7,10 @@
 #include <cstdint>
 #include <cstring>
 
+#include "backend/quant_load.h"
+
 namespace frugal {
 namespace {  // NOLINT: per-ISA internal linkage
-
-inline uint16_t ld_u16(const uint8_t* p) {
-  uint16_t v;
-  std::memcpy(&v, p, 2);
-  return v;
-}
-
-inline uint32_t ld_u32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-
-inline float ld_f32(const uint8_t* p) {
-  float v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
 
 // Horizontal sum with a fixed tree: lanes (i, i+8), then (i, i+4), (i, i+2), (i, i+1).
 inline float hsum512(__m512 v) {

@@ -121,8 +121,6 @@ struct WalkScales {
   }
 };
 
-inline float f16_at(const uint8_t* p) { return _cvtsh_ss(ld_u16(p)); }
-
 // out[c * ldo] = dot(W row, column c) for C raw Q8_K columns (stride xrb).
 template <class F, int C>
 void walk_row(int64_t nsb, const uint8_t* row, const uint8_t* x, size_t xrb, float* out, int64_t ldo) {
