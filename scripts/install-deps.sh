@@ -3,7 +3,7 @@
 # everything is already there. Run as root (or with sudo available).
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
-      libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev libcli11-dev nlohmann-json3-dev
+      libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libsqlite3-dev
       python3)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -20,6 +20,8 @@ enum class StatusCode {
   kUnsupported,      // valid but not implemented (unknown arch, tensor type...)
   kIo,               // the OS said no
   kOutOfRange,       // sizes past a limit (context, memory)
+  kUnavailable,      // temporarily refused (queue full, draining): retry later
+  kCancelled,        // stopped on request (client gone, cancel())
   kInternal,
 };
 
@@ -49,6 +51,8 @@ inline Status corrupt(std::string m) { return Status(StatusCode::kCorrupt, std::
 inline Status unsupported(std::string m) { return Status(StatusCode::kUnsupported, std::move(m)); }
 inline Status io_error(std::string m) { return Status(StatusCode::kIo, std::move(m)); }
 inline Status out_of_range(std::string m) { return Status(StatusCode::kOutOfRange, std::move(m)); }
+inline Status unavailable(std::string m) { return Status(StatusCode::kUnavailable, std::move(m)); }
+inline Status cancelled(std::string m) { return Status(StatusCode::kCancelled, std::move(m)); }
 
 template <typename T>
 class [[nodiscard]] StatusOr {
