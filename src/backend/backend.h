@@ -42,8 +42,12 @@ struct RopeParams {
   const float* freq_factors = nullptr;  // optional [n_dims/2] divisors (rope_freqs.weight)
 };
 
-// Keys/values of one sequence for one layer: rows of Hkv*Dh values in `type` (F32 or F16), row r
-// holds position r. Only rows [0, n_kv) are valid.
+// Keys/values of one sequence for one layer: rows of Hkv*Dh values in `type` (F32 or F16). Position r of
+// the sequence is storage row row(r): r itself when block_table is null (one contiguous sequence), else
+// row block_table[r >> block_shift] * block_size + (r & (block_size - 1)) (the paged cache; block_size is
+// a power of two). Only positions [0, n_kv) are valid.
+//
+//   block_shift 2 (4 slots), table [7, 2]:  pos 0..3 -> rows 28..31, pos 4..7 -> rows 8..11
 struct KvView {
   DType type = DType::F32;
   const void* k = nullptr;
@@ -51,6 +55,15 @@ struct KvView {
   size_t k_row_bytes = 0;
   size_t v_row_bytes = 0;
   int64_t n_kv = 0;
+  const int32_t* block_table = nullptr;
+  int block_shift = 0;
+
+  int64_t row(int64_t r) const {
+    if (!block_table) return r;
+    return ((int64_t)block_table[r >> block_shift] << block_shift) | (r & ((int64_t{1} << block_shift) - 1));
+  }
+  const uint8_t* k_row(int64_t r) const { return static_cast<const uint8_t*>(k) + (size_t)row(r) * k_row_bytes; }
+  const uint8_t* v_row(int64_t r) const { return static_cast<const uint8_t*>(v) + (size_t)row(r) * v_row_bytes; }
 };
 
 struct AttentionShape {

@@ -77,8 +77,7 @@ void rope_head(float* x, const float* cs, const RopeParams& p) {
 
 namespace {
 
-inline float kv_at(const void* base, size_t row_bytes, DType type, int64_t row, int64_t col) {
-  const uint8_t* r = static_cast<const uint8_t*>(base) + (size_t)row * row_bytes;
+inline float kv_at(const uint8_t* r, DType type, int64_t col) {
   if (type == DType::F32) return reinterpret_cast<const float*>(r)[col];
   return fp16_to_f32(reinterpret_cast<const uint16_t*>(r)[col]);
 }
@@ -92,10 +91,10 @@ void attention_head(const float* q, const KvView& kv, int64_t g, int64_t n_visib
   for (int64_t t = 0; t < n_visible; ++t) {
     float acc = 0.f;
     if (kv.type == DType::F32) {
-      const float* k = reinterpret_cast<const float*>(static_cast<const uint8_t*>(kv.k) + (size_t)t * kv.k_row_bytes) + g * dk;
+      const float* k = reinterpret_cast<const float*>(kv.k_row(t)) + g * dk;
       for (int64_t i = 0; i < dk; ++i) acc += q[i] * k[i];
     } else {
-      for (int64_t i = 0; i < dk; ++i) acc += q[i] * kv_at(kv.k, kv.k_row_bytes, kv.type, t, g * dk + i);
+      for (int64_t i = 0; i < dk; ++i) acc += q[i] * kv_at(kv.k_row(t), kv.type, g * dk + i);
     }
     scratch[t] = acc * s.scale;
     max_s = std::max(max_s, scratch[t]);
@@ -111,10 +110,10 @@ void attention_head(const float* q, const KvView& kv, int64_t g, int64_t n_visib
   for (int64_t t = 0; t < n_visible; ++t) {
     const float p = scratch[t] * inv;
     if (kv.type == DType::F32) {
-      const float* v = reinterpret_cast<const float*>(static_cast<const uint8_t*>(kv.v) + (size_t)t * kv.v_row_bytes) + g * dv;
+      const float* v = reinterpret_cast<const float*>(kv.v_row(t)) + g * dv;
       for (int64_t i = 0; i < dv; ++i) out[i] += p * v[i];
     } else {
-      for (int64_t i = 0; i < dv; ++i) out[i] += p * kv_at(kv.v, kv.v_row_bytes, kv.type, t, g * dv + i);
+      for (int64_t i = 0; i < dv; ++i) out[i] += p * kv_at(kv.v_row(t), kv.type, g * dv + i);
     }
   }
 }

@@ -40,20 +40,20 @@ static void store_row(uint8_t* dst, const float* src, int64_t n, DType type) {
   }
 }
 
-void KvCache::store(int64_t layer, const int32_t* pos, int64_t T, const float* k, int64_t k_stride, const float* v,
+void KvCache::store(int64_t layer, const int32_t* rows, int64_t T, const float* k, int64_t k_stride, const float* v,
                     int64_t v_stride) {
   FRUGAL_CHECK(layer >= 0 && layer < n_layer_);
   uint8_t* kl = k_.data() + (size_t)layer * n_ctx_ * k_row_bytes_;
   uint8_t* vl = v_.data() + (size_t)layer * n_ctx_ * v_row_bytes_;
   for (int64_t t = 0; t < T; ++t) {
-    FRUGAL_CHECK(pos[t] >= 0 && pos[t] < n_ctx_);
-    store_row(kl + (size_t)pos[t] * k_row_bytes_, k + t * k_stride, k_width_, type_);
-    store_row(vl + (size_t)pos[t] * v_row_bytes_, v + t * v_stride, v_width_, type_);
+    FRUGAL_CHECK(rows[t] >= 0 && rows[t] < n_ctx_);
+    store_row(kl + (size_t)rows[t] * k_row_bytes_, k + t * k_stride, k_width_, type_);
+    store_row(vl + (size_t)rows[t] * v_row_bytes_, v + t * v_stride, v_width_, type_);
   }
 }
 
-KvView KvCache::view(int64_t layer, int64_t n_kv) const {
-  FRUGAL_CHECK(layer >= 0 && layer < n_layer_ && n_kv >= 0 && n_kv <= n_ctx_);
+KvView KvCache::view(int64_t layer, int64_t n_kv, const int32_t* block_table, int block_shift) const {
+  FRUGAL_CHECK(layer >= 0 && layer < n_layer_ && n_kv >= 0 && (block_table || n_kv <= n_ctx_));
   KvView kv;
   kv.type = type_;
   kv.k = k_.data() + (size_t)layer * n_ctx_ * k_row_bytes_;
@@ -61,6 +61,8 @@ KvView KvCache::view(int64_t layer, int64_t n_kv) const {
   kv.k_row_bytes = k_row_bytes_;
   kv.v_row_bytes = v_row_bytes_;
   kv.n_kv = n_kv;
+  kv.block_table = block_table;
+  kv.block_shift = block_shift;
   return kv;
 }
 

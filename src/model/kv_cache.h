@@ -1,11 +1,11 @@
-// KvCache: keys and values of one sequence, per layer, in F32 or F16.
+// KvCache: KV storage rows per layer, in F32 or F16.
 //
-//   layer l:  K [n_ctx, n_head_kv * head_dim_k]   row r = position r
-//             V [n_ctx, n_head_kv * head_dim_v]
+//   layer l:  K [n_rows, n_head_kv * head_dim_k]
+//             V [n_rows, n_head_kv * head_dim_v]
 //
-// This is the single-sequence cache of the engine core. The paged multi-sequence cache (block pool,
-// prefix reuse) replaces the storage later; model code only uses store()/view()/n_past(), which keep
-// their meaning there (view() then gathers a sequence's blocks).
+// Two uses: one contiguous sequence (row r = position r; n_past() tracks how many are valid; `frugal run`,
+// bench, golden tests), or the engine's paged pool (rows = n_blocks * block_size slots; the engine's
+// KvCacheManager decides which rows a sequence owns and passes block tables in the Batch; n_past() unused).
 // Thread-safety: owned by the engine thread.
 #pragma once
 
@@ -33,11 +33,11 @@ class KvCache {
   // Marks positions [0, n) valid (the model calls this after a forward).
   void set_n_past(int64_t n);
 
-  // Stores T rows of keys/values (f32, row strides in floats) at positions pos[t] of layer `layer`.
-  void store(int64_t layer, const int32_t* pos, int64_t T, const float* k, int64_t k_stride, const float* v,
+  // Stores T rows of keys/values (f32, row strides in floats) at storage rows rows[t] of layer `layer`.
+  void store(int64_t layer, const int32_t* rows, int64_t T, const float* k, int64_t k_stride, const float* v,
              int64_t v_stride);
-  // The first n_kv rows of layer `layer`.
-  KvView view(int64_t layer, int64_t n_kv) const;
+  // Positions [0, n_kv) of layer `layer`: rows 0..n_kv-1, or through a block table (see KvView).
+  KvView view(int64_t layer, int64_t n_kv, const int32_t* block_table = nullptr, int block_shift = 0) const;
 
   size_t bytes() const { return k_.size() + v_.size(); }
   size_t bytes_per_token() const;

@@ -45,8 +45,9 @@ Status load_ffn(WeightLoader& L, const ModelConfig& c, int64_t layer, int64_t n_
 }
 
 void attention_block(Backend& be, const ModelConfig& c, const AttentionWeights& w, KvCache& kv, int64_t layer,
-                     const int32_t* pos, int64_t T, Workspace& ws, const float* a, float* x) {
-  const int64_t qw = c.n_head * c.head_dim_k, kw = c.n_embd_k_gqa(), vw = c.n_embd_v_gqa();
+                     const Batch& b, Workspace& ws, const float* a, float* x) {
+  const int64_t T = b.T, qw = c.n_head * c.head_dim_k, kw = c.n_embd_k_gqa(), vw = c.n_embd_v_gqa();
+  const int64_t ow = c.n_head * c.head_dim_v;
   float* q = ws.q.data();
   float* k = ws.k.data();
   float* v = ws.v.data();
@@ -56,14 +57,15 @@ void attention_block(Backend& be, const ModelConfig& c, const AttentionWeights& 
   if (w.bq) be.add_bias(q, w.bq, T, qw);
   if (w.bk) be.add_bias(k, w.bk, T, kw);
   if (w.bv) be.add_bias(v, w.bv, T, vw);
-  be.rope(q, qw, pos, T, c.n_head, c.head_dim_k, c.rope);
-  be.rope(k, kw, pos, T, c.n_head_kv, c.head_dim_k, c.rope);
-  kv.store(layer, pos, T, k, kw, v, vw);
-  int64_t n_kv = 0;
-  for (int64_t t = 0; t < T; ++t) n_kv = std::max<int64_t>(n_kv, pos[t] + 1);
-  n_kv = std::max(n_kv, kv.n_past());
-  AttentionShape s{c.n_head, c.n_head_kv, c.head_dim_k, c.head_dim_v, c.kq_scale};
-  be.attention(q, qw, pos, T, kv.view(layer, n_kv), s, ws.o.data());
+  be.rope(q, qw, b.pos, T, c.n_head, c.head_dim_k, c.rope);
+  be.rope(k, kw, b.pos, T, c.n_head_kv, c.head_dim_k, c.rope);
+  kv.store(layer, b.slots, T, k, kw, v, vw);
+  const AttentionShape s{c.n_head, c.n_head_kv, c.head_dim_k, c.head_dim_v, c.kq_scale};
+  for (int64_t i = 0; i < b.n_seqs; ++i) {
+    const BatchSeq& sq = b.seqs[i];
+    be.attention(q + sq.t0 * qw, qw, b.pos + sq.t0, sq.n, kv.view(layer, sq.n_kv, sq.block_table, sq.block_shift),
+                 s, ws.o.data() + sq.t0 * ow);
+  }
   be.matmul(w.wo, ws.o.data(), T, ws.tmp.data());
   be.add(x, ws.tmp.data(), T * c.n_embd);
 }
@@ -78,25 +80,36 @@ void ffn_block(Backend& be, const ModelConfig& c, const FfnWeights& w, int64_t T
   be.add(x, ws.tmp.data(), T * c.n_embd);
 }
 
-void output_head(Backend& be, const ModelConfig& c, const float* norm, const WeightView& output, int64_t T,
-                 bool all, Workspace& ws, const float* x, float* logits) {
+void output_head(Backend& be, const ModelConfig& c, const float* norm, const WeightView& output, const Batch& b,
+                 Workspace& ws, const float* x, float* logits) {
   const int64_t D = c.n_embd;
-  const int64_t first = all ? 0 : T - 1, n = all ? T : 1;
-  be.rms_norm(x + first * D, norm, n, D, c.rms_eps, ws.a.data());
-  be.matmul(output, ws.a.data(), n, logits);
+  float* rows = ws.a.data();  // a is free after the last layer; n_logits <= T rows fit
+  for (int64_t i = 0; i < b.n_logits; ++i)
+    std::copy(x + b.logit_rows[i] * D, x + (b.logit_rows[i] + 1) * D, rows + i * D);
+  be.rms_norm(rows, norm, b.n_logits, D, c.rms_eps, rows);
+  be.matmul(output, rows, b.n_logits, logits);
 }
 
-Status check_forward_args(const ModelConfig& c, const KvCache& kv, const int32_t* tokens, const int32_t* pos,
-                          int64_t T) {
-  if (T <= 0) return invalid_argument("forward: empty batch");
-  for (int64_t t = 0; t < T; ++t) {
-    if (tokens[t] < 0 || tokens[t] >= c.n_vocab)
-      return invalid_argument("token id " + std::to_string(tokens[t]) + " at index " + std::to_string(t) +
+Status check_batch(const ModelConfig& c, const KvCache& kv, const Batch& b) {
+  if (b.T <= 0) return invalid_argument("forward: empty batch");
+  for (int64_t t = 0; t < b.T; ++t) {
+    if (b.tokens[t] < 0 || b.tokens[t] >= c.n_vocab)
+      return invalid_argument("token id " + std::to_string(b.tokens[t]) + " at index " + std::to_string(t) +
                               " is outside the vocabulary (0.." + std::to_string(c.n_vocab - 1) + ")");
-    if (pos[t] < 0 || pos[t] >= kv.n_ctx())
-      return out_of_range("position " + std::to_string(pos[t]) + " is outside the context (size " +
-                          std::to_string(kv.n_ctx()) + ")");
+    if (b.slots[t] < 0 || b.slots[t] >= kv.n_ctx())
+      return out_of_range("KV slot " + std::to_string(b.slots[t]) + " is outside the cache (" +
+                          std::to_string(kv.n_ctx()) + " rows)");
+    if (b.pos[t] < 0) return invalid_argument("negative position " + std::to_string(b.pos[t]));
   }
+  int64_t covered = 0;
+  for (int64_t i = 0; i < b.n_seqs; ++i) {
+    const BatchSeq& s = b.seqs[i];
+    FRUGAL_CHECK_MSG(s.t0 == covered && s.n > 0, "batch sequences must tile the batch in order");
+    for (int64_t t = s.t0; t < s.t0 + s.n; ++t) FRUGAL_CHECK(b.pos[t] < s.n_kv);
+    covered += s.n;
+  }
+  FRUGAL_CHECK_MSG(covered == b.T, "batch sequences must cover every token");
+  for (int64_t i = 0; i < b.n_logits; ++i) FRUGAL_CHECK(b.logit_rows[i] >= 0 && b.logit_rows[i] < b.T);
   return Status::Ok();
 }
 

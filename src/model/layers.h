@@ -8,6 +8,7 @@
 
 #include "backend/backend.h"
 #include "base/status.h"
+#include "model/batch.h"
 #include "model/config.h"
 #include "model/kv_cache.h"
 #include "model/weights.h"
@@ -37,18 +38,19 @@ Status load_attention(WeightLoader& L, const ModelConfig& c, int64_t layer, bool
                       AttentionWeights* w);
 Status load_ffn(WeightLoader& L, const ModelConfig& c, int64_t layer, int64_t n_ff, FfnWeights* w);
 
-// x[T, D] += Attention(a[T, D]) for layer `layer`; stores this step's K/V in the cache.
+// x[T, D] += Attention(a[T, D]) for layer `layer`; stores this step's K/V at the batch's slots, then
+// attends each sequence of the batch over its own positions.
 void attention_block(Backend& be, const ModelConfig& c, const AttentionWeights& w, KvCache& kv, int64_t layer,
-                     const int32_t* pos, int64_t T, Workspace& ws, const float* a, float* x);
+                     const Batch& b, Workspace& ws, const float* a, float* x);
 // x[T, D] += down(silu(gate(a)) * up(a))
 void ffn_block(Backend& be, const ModelConfig& c, const FfnWeights& w, int64_t T, Workspace& ws, const float* a,
                float* x);
-// logits = output · rmsnorm(x rows) for all T rows or only the last.
-void output_head(Backend& be, const ModelConfig& c, const float* norm, const WeightView& output, int64_t T,
-                 bool all, Workspace& ws, const float* x, float* logits);
+// logits[n_logits, V] = output · rmsnorm(x rows b.logit_rows).
+void output_head(Backend& be, const ModelConfig& c, const float* norm, const WeightView& output, const Batch& b,
+                 Workspace& ws, const float* x, float* logits);
 
-// Checks common to every forward call: token ids inside the vocabulary, positions inside the cache.
-Status check_forward_args(const ModelConfig& c, const KvCache& kv, const int32_t* tokens, const int32_t* pos,
-                          int64_t T);
+// Checks common to every forward_batch call: a non-empty batch, token ids inside the vocabulary, slots
+// inside the storage, sequences covering the batch, logit rows inside it.
+Status check_batch(const ModelConfig& c, const KvCache& kv, const Batch& b);
 
 }  // namespace frugal

@@ -57,25 +57,21 @@ class LlamaModel final : public Model {
     return Status::Ok();
   }
 
-  Status forward(Backend& be, KvCache& kv, const int32_t* tokens, const int32_t* pos, int64_t T, float* logits,
-                 LogitsMode mode) override {
+  Status forward_batch(Backend& be, KvCache& kv, const Batch& b, float* logits) override {
     const ModelConfig& c = config_;
-    FRUGAL_RETURN_IF_ERROR(check_forward_args(c, kv, tokens, pos, T));
-    ws_.reserve(c, T);
+    FRUGAL_RETURN_IF_ERROR(check_batch(c, kv, b));
+    ws_.reserve(c, b.T);
     float* x = ws_.x.data();
     float* a = ws_.a.data();
-    be.get_rows(w_.token_embd, tokens, T, x);
+    be.get_rows(w_.token_embd, b.tokens, b.T, x);
     for (int64_t l = 0; l < c.n_layer; ++l) {
       const LlamaLayer& ly = w_.layers[(size_t)l];
-      be.rms_norm(x, ly.attn_norm, T, c.n_embd, c.rms_eps, a);
-      attention_block(be, c, ly.attn, kv, l, pos, T, ws_, a, x);
-      be.rms_norm(x, ly.ffn_norm, T, c.n_embd, c.rms_eps, a);
-      ffn_block(be, c, ly.ffn, T, ws_, a, x);
+      be.rms_norm(x, ly.attn_norm, b.T, c.n_embd, c.rms_eps, a);
+      attention_block(be, c, ly.attn, kv, l, b, ws_, a, x);
+      be.rms_norm(x, ly.ffn_norm, b.T, c.n_embd, c.rms_eps, a);
+      ffn_block(be, c, ly.ffn, b.T, ws_, a, x);
     }
-    int64_t n_past = kv.n_past();
-    for (int64_t t = 0; t < T; ++t) n_past = std::max<int64_t>(n_past, pos[t] + 1);
-    kv.set_n_past(n_past);
-    output_head(be, c, w_.output_norm, w_.output, T, mode == LogitsMode::kAll, ws_, x, logits);
+    if (b.n_logits > 0) output_head(be, c, w_.output_norm, w_.output, b, ws_, x, logits);
     return Status::Ok();
   }
 

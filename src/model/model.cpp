@@ -36,3 +36,41 @@ StatusOr<std::unique_ptr<Model>> Model::load(const std::string& path) {
 }
 
 }  // namespace frugal
+
+namespace frugal {
+
+Status Model::forward(Backend& backend, KvCache& kv, const int32_t* tokens, const int32_t* pos, int64_t T,
+                      float* logits, LogitsMode mode) {
+  if (T <= 0) return invalid_argument("forward: empty batch");
+  int64_t n_kv = kv.n_past();
+  for (int64_t t = 0; t < T; ++t) {
+    if (pos[t] < 0 || pos[t] >= kv.n_ctx())
+      return out_of_range("position " + std::to_string(pos[t]) + " is outside the context (size " +
+                          std::to_string(kv.n_ctx()) + ")");
+    n_kv = std::max<int64_t>(n_kv, pos[t] + 1);
+  }
+  const BatchSeq seq{0, T, nullptr, 0, n_kv};
+  const int32_t last = (int32_t)(T - 1);
+  std::vector<int32_t> all;
+  Batch b;
+  b.tokens = tokens;
+  b.pos = pos;
+  b.slots = pos;  // one contiguous sequence: storage row = position
+  b.T = T;
+  b.seqs = &seq;
+  b.n_seqs = 1;
+  if (mode == LogitsMode::kAll) {
+    all.resize((size_t)T);
+    for (int64_t t = 0; t < T; ++t) all[(size_t)t] = (int32_t)t;
+    b.logit_rows = all.data();
+    b.n_logits = T;
+  } else {
+    b.logit_rows = &last;
+    b.n_logits = 1;
+  }
+  FRUGAL_RETURN_IF_ERROR(forward_batch(backend, kv, b, logits));
+  kv.set_n_past(n_kv);
+  return Status::Ok();
+}
+
+}  // namespace frugal

@@ -19,6 +19,7 @@
 #include "backend/backend.h"
 #include "base/status.h"
 #include "gguf/gguf_file.h"
+#include "model/batch.h"
 #include "model/config.h"
 #include "model/kv_cache.h"
 
@@ -43,10 +44,16 @@ class Model {
   const GgufFile& gguf() const { return *file_; }
 
   // Runs T tokens of one sequence: tokens[t] at position pos[t] (positions continue the cache:
-  // pos[0] == kv.n_past() for plain generation). Appends their K/V to `kv`. Errors: positions out of
-  // the cache, token ids out of the vocabulary.
-  virtual Status forward(Backend& backend, KvCache& kv, const int32_t* tokens, const int32_t* pos, int64_t T,
-                         float* logits, LogitsMode mode) = 0;
+  // pos[0] == kv.n_past() for plain generation). Appends their K/V to `kv` (storage row = position) and
+  // advances kv.n_past(). Errors: positions out of the cache, token ids out of the vocabulary.
+  Status forward(Backend& backend, KvCache& kv, const int32_t* tokens, const int32_t* pos, int64_t T, float* logits,
+                 LogitsMode mode);
+
+  // Runs one flattened multi-sequence batch: stores every token's K/V at its slot and writes
+  // logits[n_logits, V] for batch.logit_rows. A sequence's results do not depend on the rest of the batch.
+  // Does not touch kv.n_past() (the caller owns the bookkeeping). Errors: token ids outside the
+  // vocabulary, slots outside the storage, an empty batch.
+  virtual Status forward_batch(Backend& backend, KvCache& kv, const Batch& batch, float* logits) = 0;
 
   // Bytes of weights a single decode step reads (for bandwidth figures).
   virtual uint64_t weight_bytes() const = 0;

@@ -34,11 +34,10 @@ void attention_head_avx2(const float* q, const KvView& kv, int64_t g, int64_t n_
   const bool f16 = kv.type == DType::F16;
   const size_t es = f16 ? 2 : 4;
   const int64_t dk = s.Dh_k, dv = s.Dh_v, dk8 = dk & ~7, dv8 = dv & ~7;
-  const uint8_t* kbase = static_cast<const uint8_t*>(kv.k) + (size_t)(g * dk) * es;
-  const uint8_t* vbase = static_cast<const uint8_t*>(kv.v) + (size_t)(g * dv) * es;
+  const size_t koff = (size_t)(g * dk) * es, voff = (size_t)(g * dv) * es;
   float max_s = -INFINITY;
   for (int64_t t = 0; t < n_visible; ++t) {
-    const void* k = kbase + (size_t)t * kv.k_row_bytes;
+    const void* k = kv.k_row(t) + koff;
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < dk8; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), load8(k, i, f16), acc);
     float sum = hsum(acc);
@@ -55,7 +54,7 @@ void attention_head_avx2(const float* q, const KvView& kv, int64_t g, int64_t n_
   const float inv = (float)(1.0 / total);
   for (int64_t i = 0; i < dv; ++i) out[i] = 0.f;
   for (int64_t t = 0; t < n_visible; ++t) {
-    const void* v = vbase + (size_t)t * kv.v_row_bytes;
+    const void* v = kv.v_row(t) + voff;
     const float p = scratch[t] * inv;
     const __m256 pv = _mm256_set1_ps(p);
     for (int64_t i = 0; i < dv8; i += 8)
