@@ -22,6 +22,7 @@ run: build
 	$(BUILD)/frugal run -m $(MODEL) -p "$(PROMPT)" -n 200 --temp 0
 
 test: build
+	bash scripts/install-js-deps.sh
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	bash scripts/fuzz.sh 60
 

@@ -20,7 +20,6 @@ dir="${FRUGAL_LLAMACPP_DIR:-$HOME/.cache/frugal/llamacpp}"
 rebuild=0
 jobs="$(nproc)"
 check_model=""
-expected_commit="80fb11ac73e66d89eae2c6a91d8a77428fa733ed"
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -36,26 +35,9 @@ done
 log() { echo "[llamacpp] $*" >&2; }
 mkdir -p "$dir"
 
-# 1. npm package (source bundle + prebuilt libraries). --ignore-scripts: never download or compile at install.
-pkg_version() { node -p "require('$dir/node_modules/node-llama-cpp/package.json').version" 2>/dev/null || true; }
-if [[ "$(pkg_version)" != "3.21.1" ]] || ! cmp -s "$here/package.json" "$dir/package.json"; then
-  log "installing node-llama-cpp 3.21.1 into $dir"
-  cp "$here/package.json" "$dir/package.json"
-  (cd "$dir" && npm install --ignore-scripts --omit=optional --no-audit --no-fund >&2)
-fi
-bundle="$dir/node_modules/node-llama-cpp/llama/gitRelease.bundle"
-[[ -f "$bundle" ]] || { echo "build-llama-bench.sh: $bundle missing (node-llama-cpp layout changed?)" >&2; exit 1; }
-
-# 2. Source tree from the bundle.
-src="$dir/src"
-if [[ ! -d "$src/.git" ]]; then
-  log "cloning the llama.cpp source bundle into $src"
-  git -c advice.detachedHead=false clone -q "$bundle" "$src"
-fi
+# 1-2. npm package and the llama.cpp source tree from its bundle (shared with the chat template check).
+src="$("$here/fetch-source.sh" --dir "$dir" | tail -n 1)"
 commit="$(git -C "$src" rev-parse HEAD)"
-if [[ "$commit" != "$expected_commit" ]]; then
-  log "warning: llama.cpp source is at $commit, expected $expected_commit"
-fi
 
 # 3. Native Release build of llama-bench only.
 build="$dir/build"
