@@ -24,6 +24,7 @@ using SeqId = int64_t;
 struct PrefixHit {
   std::vector<BlockId> blocks;  // cached blocks for the first blocks.size() * block_size tokens
   int64_t n_tokens = 0;         // blocks.size() * block_size
+  std::vector<CacheId> cache_ids;  // each block's registration when found (allocate checks it is current)
 };
 
 class KvCacheManager {
@@ -43,11 +44,16 @@ class KvCacheManager {
 
   // Makes `seq` own room for n_total tokens. On the sequence's first call, `hit` (may be null) gives its
   // cached prefix blocks, which it references first. Returns false and changes nothing when the free
-  // list is too short (a hit's blocks that sit on the free list count as taken).
+  // list is too short (a hit's blocks that sit on the free list count as taken). The hit must be
+  // current: no allocate() of another sequence may run between find_prefix and this call (checked).
+  // Later calls ignore `hit` and only grow the table (never shrink it).
   bool allocate(SeqId seq, int64_t n_total, const PrefixHit* hit);
 
   // Registers the sequence's full blocks among its first n_computed tokens (tokens = its prompt and
-  // output so far) in the prefix cache. Cheap when nothing new is full.
+  // output so far) in the prefix cache. Cheap when nothing new is full. Needs n_computed <= tokens.size()
+  // and n_computed <= the allocated room. A block whose hash is already held by an equal block (same
+  // tokens, same parent) is not registered but the chain continues through the holder; on a true hash
+  // collision the sequence stops registering blocks.
   void cache_computed(SeqId seq, const std::vector<int32_t>& tokens, int64_t n_computed, uint64_t salt);
 
   // Releases all of the sequence's blocks, last block first (so a sequence's tail is evicted before its
@@ -68,6 +74,8 @@ class KvCacheManager {
   struct SeqBlocks {
     std::vector<BlockId> table;
     std::vector<BlockHash> hashes;  // hashes of the first hashes.size() blocks (cached or already known)
+    std::vector<CacheId> ids;       // per hashed block: the registration holding equal KV (its own or a twin)
+    bool cache_stopped = false;     // a hash collision ended this sequence's chain
   };
   BlockPool pool_;
   bool prefix_caching_;
