@@ -6,6 +6,8 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -37,6 +39,17 @@ class SqliteDb {
   Status exec(std::string_view sql);
   // Compiles one statement. Errors carry SQLite's message and the SQL's first words.
   StatusOr<SqliteStmt> prepare(std::string_view sql);
+  // A statement compiled once and kept for the connection's lifetime, reset and unbound on each call.
+  // The pointer stays valid until the SqliteDb is destroyed.
+  StatusOr<SqliteStmt*> cached(const std::string& sql);
+
+  // Makes sure the database holds the schema `tag` (kept in a table frugal_meta): an empty database
+  // gets create_sql run and the tag stored; a database with another tag, or with tables but no tag,
+  // is an error naming the path (kCorrupt) -- so a cache file is never used as a ledger. With
+  // create = false an empty database is an error too (read-only users).
+  Status ensure_schema(const std::string& tag, std::string_view create_sql, bool create = true);
+  // Runs fn inside BEGIN IMMEDIATE ... COMMIT; rolls back when fn (or COMMIT) fails.
+  Status transaction(const std::function<Status()>& fn);
 
   const std::string& path() const { return path_; }
   sqlite3* handle() { return db_; }
@@ -47,6 +60,7 @@ class SqliteDb {
   SqliteDb(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   sqlite3* db_ = nullptr;
   std::string path_;
+  std::map<std::string, std::unique_ptr<SqliteStmt>> cached_;  // destroyed before db_ is closed
 };
 
 // A prepared statement, movable. Bind indexes start at 1, column indexes at 0 (SQLite's convention).

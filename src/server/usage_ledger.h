@@ -52,7 +52,9 @@ class UsageLedger {
     size_t max_queue = 100000;    // records beyond this are dropped (counted in stats().dropped)
   };
   struct Stats {
-    int64_t recorded = 0, written = 0, dropped = 0, errors = 0;
+    int64_t recorded = 0, written = 0;
+    int64_t dropped = 0;  // refused by record() because the queue was full
+    int64_t errors = 0;   // records lost to failed writes
   };
 
   // path: a file (created with its schema unless read_only) or ":memory:". Errors name the path.
@@ -65,7 +67,7 @@ class UsageLedger {
   // Queues a row; never blocks on the database. FRUGAL_CHECK: not read_only.
   void record(UsageRecord r);
   // Waits until every record() before this call is written; returns the first write error since the
-  // previous flush() (written rows stay written; a failed batch is dropped and counted in errors).
+  // previous flush() (written rows stay written; a failed batch is lost and counted in errors).
   Status flush();
   // Per key, records with since_s <= time_s < until_s, ordered by key name. Flushes first.
   StatusOr<std::vector<UsageSummary>> summarize(double since_s, double until_s);
@@ -76,6 +78,7 @@ class UsageLedger {
   Status init_schema();
   void writer_loop();
   Status write_batch(const std::vector<UsageRecord>& batch);  // db_mu_ held
+  void wait_written(std::unique_lock<std::mutex>& lock);     // mu_ held: until the queue seen now is written
 
   Options options_;
   std::mutex db_mu_;  // guards db_
