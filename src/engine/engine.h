@@ -157,8 +157,9 @@ class Engine {
   // there was nothing to do.
   bool step_for_test();
 
+  struct Impl;  // engine-thread state (engine_impl.h), internal to src/engine
+
  private:
-  struct Impl;
   Engine(Model& model, const Tokenizer& tokenizer, Backend& backend, EngineConfig config);
   void run_loop();
 
