@@ -115,7 +115,7 @@ StatusOr<TypePlan> parse_weight_type(const std::string& name) {
       {"Q8_0", DType::Q8_0, false, 7},  {"Q4_0", DType::Q4_0, false, 2},  {"Q4_1", DType::Q4_1, false, 3},
       {"Q5_0", DType::Q5_0, false, 8},  {"Q5_1", DType::Q5_1, false, 9},  {"Q4_K", DType::Q4_K, false, 14},
       {"Q5_K", DType::Q5_K, false, 16}, {"Q6_K", DType::Q6_K, false, 18}, {"Q4_K_M", DType::Q4_K, true, 15},
-      {"Q5_K_M", DType::Q5_K, true, 17},
+      {"Q5_K_M", DType::Q5_K, true, 17}, {"IQ4_NL", DType::IQ4_NL, false, 25},
   };
   std::string up;
   for (char c : name) up += (char)std::toupper((unsigned char)c);
