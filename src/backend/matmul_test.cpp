@@ -29,7 +29,7 @@ struct Budget {
 constexpr Budget kBudgets[] = {
     {DType::F32, 2e-6},  {DType::F16, 2e-6},  {DType::BF16, 2e-5}, {DType::Q4_0, 1e-5},
     {DType::Q4_1, 1e-5}, {DType::Q5_0, 1e-5}, {DType::Q5_1, 1e-5}, {DType::Q8_0, 1e-5},
-    {DType::Q4_K, 1e-5}, {DType::Q5_K, 1e-5}, {DType::Q6_K, 1e-5},
+    {DType::Q4_K, 1e-5}, {DType::Q5_K, 1e-5}, {DType::Q6_K, 1e-5}, {DType::IQ4_NL, 1e-5},
 };
 
 std::vector<Isa> simd_isas() {
@@ -176,6 +176,40 @@ TEST(SimdGemm, EqualsVecDotBitForBit) {
       }
     }
   }
+}
+
+TEST(SimdVecDot, IQ4NLExtremeCodesExact) {
+  // Largest products the kernels can see: codebook ends (-127, 113) against activations of +-127,
+  // arranged so that any int16 saturation (AVX2 vpmaddubsw pairs) or a wrong offset would show. With
+  // d = 1 for both and a single block, every ISA's float steps are exact, so results equal the scalar.
+  const int64_t K = 64;
+  std::vector<uint8_t> w(dtype_row_bytes(DType::IQ4_NL, K)), x(dtype_row_bytes(DType::Q8_0, K));
+  for (int64_t b = 0; b < K / 32; ++b) {
+    uint8_t* wb = w.data() + b * 18;
+    uint8_t* xb = x.data() + b * 34;
+    const uint16_t one = 0x3C00;
+    std::memcpy(wb, &one, 2);
+    std::memcpy(xb, &one, 2);
+    for (int j = 0; j < 16; ++j) wb[2 + j] = (uint8_t)(b == 0 ? (j % 2 ? 0x0F : 0x00) : (j % 3 ? 0xF0 : 0x0F));
+    for (int j = 0; j < 32; ++j) xb[2 + j] = (uint8_t)(int8_t)((j + b) % 2 ? -127 : 127);
+  }
+  float want = 0;
+  quant_traits(DType::IQ4_NL, Isa::kScalar)->vec_dot(K, &want, w.data(), x.data());
+  for (Isa isa : simd_isas()) {
+    float s = 0;
+    quant_traits(DType::IQ4_NL, isa)->vec_dot(K, &s, w.data(), x.data());
+    EXPECT_EQ(s, want) << isa_name(isa);
+  }
+  // Check the scalar by hand: block 0 codes alternate 0/15 in the low nibbles (elements 0..15) and are
+  // 0 in the high ones; block 1 as written. Element values: code 0 = -127, 15 = 113.
+  int64_t expect = 0;
+  for (int64_t b = 0; b < K / 32; ++b)
+    for (int j = 0; j < 32; ++j) {
+      const uint8_t byte = w[b * 18 + 2 + (j % 16)];
+      const int code = j < 16 ? (byte & 15) : (byte >> 4);
+      expect += (code == 15 ? 113 : -127) * ((j + b) % 2 ? -127 : 127);
+    }
+  EXPECT_EQ(want, (float)expect);
 }
 
 // ---------------------------------------------------------------- matmul_cpu

@@ -1,7 +1,7 @@
 // Quantization type traits: one table row per tensor format, no switches spread over the code.
 //
 // For y = W·x llama.cpp converts the f32 activation row x to the weight's vec_dot_type (F16 for F16,
-// BF16 for BF16, Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1, Q8_K for K-quants, F32 for F32) and takes
+// BF16 for BF16, Q8_0 for Q4_0/Q5_0/Q8_0/IQ4_NL, Q8_1 for Q4_1/Q5_1, Q8_K for K-quants, F32 for F32) and takes
 // integer/half dot products. frugal does the same, bit-exact with the scalar reference in backend/ref.
 //
 // Each row exists per ISA: quant_traits(type, Isa::kScalar) is the reference (quant_ref.cpp); the AVX2

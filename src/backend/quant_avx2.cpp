@@ -235,6 +235,7 @@ void quant_fill_avx2(QuantTraits* row) {
     case DType::Q5_K: row->vec_dot = vec_dot_q5_K; row->gemm = gemm_q5_K; break;
     case DType::Q6_K: row->vec_dot = vec_dot_q6_K; row->gemm = gemm_q6_K; break;
     case DType::Q8_K: row->from_float = from_float_q8_K; break;
+    case DType::IQ4_NL: row->vec_dot = vec_dot_iq4_nl; row->gemm = gemm_iq4_nl; break;
     default: break;
   }
 }

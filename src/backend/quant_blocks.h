@@ -2,6 +2,7 @@
 // scalar and SIMD kernels share. Every struct's size is checked against the DType table.
 //
 //   legacy 32-element blocks: low nibble of qs[j] = element j, high nibble = element j+16
+//   IQ4_NL: Q4_0's layout, but each nibble indexes the codebook kIQ4NLValues instead of meaning q - 8
 //   K-quants: 256-element super-blocks; Q4_K/Q5_K carry 8 (scale, min) pairs packed in 12 bytes
 #pragma once
 
@@ -27,12 +28,18 @@ struct BlockQ5_K {
 };
 struct BlockQ6_K { uint8_t ql[kQKK / 2]; uint8_t qh[kQKK / 4]; int8_t scales[kQKK / 16]; uint16_t d; };
 struct BlockQ8_K { float d; int8_t qs[kQKK]; int16_t bsums[kQKK / 16]; };
+struct BlockIQ4_NL { uint16_t d; uint8_t qs[kQK / 2]; };  // nibbles index kIQ4NLValues (legacy order)
 #pragma pack(pop)
 
 static_assert(sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20 && sizeof(BlockQ5_0) == 22);
 static_assert(sizeof(BlockQ5_1) == 24 && sizeof(BlockQ8_0) == 34 && sizeof(BlockQ8_1) == 36);
 static_assert(sizeof(BlockQ4_K) == 144 && sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210);
-static_assert(sizeof(BlockQ8_K) == 292);
+static_assert(sizeof(BlockQ8_K) == 292 && sizeof(BlockIQ4_NL) == 18);
+
+// IQ4_NL's fixed non-linear codebook (ggml kvalues_iq4nl, reference §2.2): element = d * value[code].
+// Sorted ascending; asymmetric (the negative end reaches -127, the positive one 113).
+inline constexpr int8_t kIQ4NLValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                            1,    13,   25,  38,  53,  69,  89,  113};
 
 // (scale, min) of sub-block j (0..7) from the 12 packed bytes of Q4_K/Q5_K (reference §2.3).
 inline void k_scale_min(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {

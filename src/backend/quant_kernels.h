@@ -26,6 +26,7 @@ namespace frugal {
   FRUGAL_KERNEL_PAIR(q4_K)                                                                                  \
   FRUGAL_KERNEL_PAIR(q5_K)                                                                                  \
   FRUGAL_KERNEL_PAIR(q6_K)                                                                                  \
+  FRUGAL_KERNEL_PAIR(iq4_nl)                                                                                \
   void from_float_f16(const float* src, void* dst, int64_t n);                                              \
   void from_float_bf16(const float* src, void* dst, int64_t n);                                             \
   void from_float_q8_0(const float* src, void* dst, int64_t n);                                             \

@@ -1,12 +1,14 @@
-// Legacy 32-element block formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) x Q8_0/Q8_1 activations on AVX2.
-// Scalar twins: quant_ref.cpp (vec_dot_q*_q8_*).
+// Legacy 32-element block formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL) x Q8_0/Q8_1 activations on
+// AVX2. Scalar twins: quant_ref.cpp (vec_dot_q*_q8_*), quant_ref_iq.cpp (vec_dot_iq4_nl_q8_0).
 //
 // One block per 256-bit register. Products via vpmaddubsw (u8 x s8 -> int16 pairs, which must not
-// saturate): Q8_0 uses |w| x sign(x, w) (|pair| <= 2*128*127); nibble formats multiply the unsigned
+// saturate): Q8_0 and IQ4_NL (codebook values looked up with vpshufb, |value| <= 127) use |w| x
+// sign(x, w) (|pair| <= 2*128*127); nibble formats multiply the unsigned
 // codes and subtract offset * (x pair sums) in int16, which stays exact. Then int16 pairs -> int32
 // (vpmaddwd with 1) and per block, in float: acc += float(isum_lane) * (d_w * d_x); Q4_1/Q5_1 add
 // m_w * s_x in lane 0. One accumulator per (row, column), lanes summed at the end (hsum256).
 #include "backend/quant_avx2_util.h"
+#include "backend/quant_blocks.h"  // kIQ4NLValues only (its inline functions are not ISA-local)
 #include "backend/quant_gemm.h"
 #include "backend/quant_kernels.h"
 
@@ -32,6 +34,14 @@ struct WQ8_0 {
   static constexpr int kBytes = 34, kOffset = 0;
   static constexpr bool kMin = false, kSigned = true;
   static __m256i codes(const uint8_t* b) { return load256(b + 2); }
+};
+struct WIQ4_NL {
+  static constexpr int kBytes = 18, kOffset = 0;
+  static constexpr bool kMin = false, kSigned = true;
+  static __m256i codes(const uint8_t* b) {
+    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)kIQ4NLValues));
+    return _mm256_shuffle_epi8(table, nibbles_16(b + 2));
+  }
 };
 struct WQ4_0 {
   static constexpr int kBytes = 18, kOffset = 8;
@@ -111,6 +121,7 @@ using KQ4_0 = LegacyKernel<WQ4_0, AQ8_0, 3, 2>;
 using KQ5_0 = LegacyKernel<WQ5_0, AQ8_0, 3, 2>;
 using KQ4_1 = LegacyKernel<WQ4_1, AQ8_1, 2, 2>;
 using KQ5_1 = LegacyKernel<WQ5_1, AQ8_1, 2, 2>;
+using KIQ4_NL = LegacyKernel<WIQ4_NL, AQ8_0, 3, 2>;
 
 }  // namespace
 
@@ -119,6 +130,7 @@ void vec_dot_q4_0(int64_t n, float* s, const void* x, const void* y) { vec_dot_t
 void vec_dot_q5_0(int64_t n, float* s, const void* x, const void* y) { vec_dot_tile<KQ5_0>(n, s, x, y); }
 void vec_dot_q4_1(int64_t n, float* s, const void* x, const void* y) { vec_dot_tile<KQ4_1>(n, s, x, y); }
 void vec_dot_q5_1(int64_t n, float* s, const void* x, const void* y) { vec_dot_tile<KQ5_1>(n, s, x, y); }
+void vec_dot_iq4_nl(int64_t n, float* s, const void* x, const void* y) { vec_dot_tile<KIQ4_NL>(n, s, x, y); }
 
 void gemm_q8_0(int64_t n, const void* w, size_t wrb, int64_t r0, int64_t r1, const void* x, size_t xrb, int64_t T,
                float* y, int64_t ldy) {
@@ -139,6 +151,10 @@ void gemm_q4_1(int64_t n, const void* w, size_t wrb, int64_t r0, int64_t r1, con
 void gemm_q5_1(int64_t n, const void* w, size_t wrb, int64_t r0, int64_t r1, const void* x, size_t xrb, int64_t T,
                float* y, int64_t ldy) {
   gemm_tiles<KQ5_1>(n, w, wrb, r0, r1, x, xrb, T, y, ldy);
+}
+void gemm_iq4_nl(int64_t n, const void* w, size_t wrb, int64_t r0, int64_t r1, const void* x, size_t xrb,
+                 int64_t T, float* y, int64_t ldy) {
+  gemm_tiles<KIQ4_NL>(n, w, wrb, r0, r1, x, xrb, T, y, ldy);
 }
 
 }  // namespace frugal::avx2

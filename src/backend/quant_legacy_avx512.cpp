@@ -1,8 +1,9 @@
-// Legacy 32-element block formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) x Q8_0/Q8_1 activations on AVX-512
-// VNNI. Scalar twins: quant_ref.cpp (vec_dot_q*_q8_*).
+// Legacy 32-element block formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL) x Q8_0/Q8_1 activations on
+// AVX-512 VNNI. Scalar twins: quant_ref.cpp (vec_dot_q*_q8_*), quant_ref_iq.cpp (vec_dot_iq4_nl_q8_0).
 //
 // Arithmetic contract, identical on every path (vec_dot, decode, prefill) for a (row, token) pair:
 //   isum_b = sum_i (qw_i - offset) * qx_i            exact int32 (offset: Q8_0 128 after xor 0x80,
+//                                                    IQ4_NL 128 (codebook + 128 via vpshufb),
 //                                                    Q4_0 8, Q5_0 16, Q4_1/Q5_1 0)
 //   s_b    = f32(dw_b) * f32(dx_b)                   one rounding
 //   a_{b mod 4} = fma(float(isum_b), s_b, a_{b mod 4})        four accumulator chains, blocks in order
@@ -22,10 +23,12 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <vector>
 
 #include "backend/quant_avx512_util.h"
+#include "backend/quant_blocks.h"  // kIQ4NLValues only (its inline functions are not ISA-local)
 #include "backend/quant_gemm.h"
 #include "backend/quant_kernels.h"
 
@@ -54,6 +57,21 @@ struct WQ8_0 {
   static __m512i codes(const uint8_t* b0, const uint8_t* b1, bool two) {
     const __m512i q = two ? load_2x256(b0 + 2, b1 + 2) : load_1x256(b0 + 2);
     return _mm512_xor_si512(q, _mm512_set1_epi8((char)0x80));
+  }
+};
+
+// Codebook values + 128 (1..241, unsigned for vpdpbusd), looked up by nibble in every 128-bit lane.
+struct WIQ4_NL {
+  static constexpr int kBytes = 18, kOffset = 128;
+  static constexpr bool kMin = false;
+  static constexpr std::array<uint8_t, 16> kBiased = [] {
+    std::array<uint8_t, 16> a{};
+    for (int i = 0; i < 16; ++i) a[i] = (uint8_t)(kIQ4NLValues[i] + 128);
+    return a;
+  }();
+  static __m512i codes(const uint8_t* b0, const uint8_t* b1, bool two) {
+    const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i*)kBiased.data()));
+    return _mm512_shuffle_epi8(table, nibbles_2x(b0 + 2, two ? b1 + 2 : b0 + 2));
   }
 };
 
@@ -402,6 +420,9 @@ void vec_dot_q4_0(int64_t n, float* s, const void* x, const void* y) { vec_dot_l
 void vec_dot_q5_0(int64_t n, float* s, const void* x, const void* y) { vec_dot_legacy<WQ5_0, AQ8_0>(n, s, x, y); }
 void vec_dot_q4_1(int64_t n, float* s, const void* x, const void* y) { vec_dot_legacy<WQ4_1, AQ8_1>(n, s, x, y); }
 void vec_dot_q5_1(int64_t n, float* s, const void* x, const void* y) { vec_dot_legacy<WQ5_1, AQ8_1>(n, s, x, y); }
+void vec_dot_iq4_nl(int64_t n, float* s, const void* x, const void* y) {
+  vec_dot_legacy<WIQ4_NL, AQ8_0>(n, s, x, y);
+}
 
 void gemm_q8_0(int64_t n, const void* w, size_t wrb, int64_t r0, int64_t r1, const void* x, size_t xrb, int64_t T,
                float* y, int64_t ldy) {
@@ -422,6 +443,10 @@ void gemm_q4_1(int64_t n, const void* w, size_t wrb, int64_t r0, int64_t r1, con
 void gemm_q5_1(int64_t n, const void* w, size_t wrb, int64_t r0, int64_t r1, const void* x, size_t xrb, int64_t T,
                float* y, int64_t ldy) {
   gemm_legacy<WQ5_1, AQ8_1>(n, w, wrb, r0, r1, x, xrb, T, y, ldy);
+}
+void gemm_iq4_nl(int64_t n, const void* w, size_t wrb, int64_t r0, int64_t r1, const void* x, size_t xrb,
+                 int64_t T, float* y, int64_t ldy) {
+  gemm_legacy<WIQ4_NL, AQ8_0>(n, w, wrb, r0, r1, x, xrb, T, y, ldy);
 }
 
 }  // namespace frugal::avx512

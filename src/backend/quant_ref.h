@@ -58,4 +58,9 @@ void from_float_q4_K(const float* src, void* dst, int64_t n);
 void from_float_q5_K(const float* src, void* dst, int64_t n);
 void from_float_q6_K(const float* src, void* dst, int64_t n);
 
+// ---- IQ4_NL (quant_ref_iq.cpp): non-linear 4-bit codebook, 32-element blocks, Q8_0 activations
+void to_float_iq4_nl(const void* src, float* dst, int64_t n);
+void from_float_iq4_nl(const float* src, void* dst, int64_t n);  // weighted scale search (see the .cpp)
+void vec_dot_iq4_nl_q8_0(int64_t n, float* s, const void* x, const void* y);
+
 }  // namespace frugal::qref

@@ -28,6 +28,7 @@ constexpr QuantTraits kScalarRows[] = {
     {DType::Q5_K, DType::Q8_K, to_float_q5_K, from_float_q5_K, vec_dot_q5_K_q8_K, nullptr},
     {DType::Q6_K, DType::Q8_K, to_float_q6_K, from_float_q6_K, vec_dot_q6_K_q8_K, nullptr},
     {DType::Q8_K, DType::Q8_K, to_float_q8_K, from_float_q8_K, nullptr, nullptr},
+    {DType::IQ4_NL, DType::Q8_0, to_float_iq4_nl, from_float_iq4_nl, vec_dot_iq4_nl_q8_0, nullptr},
 };
 
 constexpr int kNumIsa = 3;

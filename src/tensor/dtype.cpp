@@ -27,7 +27,7 @@ constexpr DTypeInfo kTypes[] = {
     {DType::IQ2_XS, "IQ2_XS", 256, 74, false},
     {DType::IQ3_XXS, "IQ3_XXS", 256, 98, false},
     {DType::IQ1_S, "IQ1_S", 256, 50, false},
-    {DType::IQ4_NL, "IQ4_NL", 32, 18, false},
+    {DType::IQ4_NL, "IQ4_NL", 32, 18, true},
     {DType::IQ3_S, "IQ3_S", 256, 110, false},
     {DType::IQ2_S, "IQ2_S", 256, 82, false},
     {DType::IQ4_XS, "IQ4_XS", 256, 136, false},
