@@ -53,7 +53,7 @@ const TOOLS = [
         type: "object",
         properties: {
           city: { type: "string", description: "City name, e.g. Paris" },
-          unit: { type: "string", enum: ["celsius", "fahrenheit"] },
+          unit: { type: "string", enum: ["celsius", "fahrenheit"], description: "Temperature unit" },
         },
         required: ["city"],
       },
@@ -123,6 +123,30 @@ const CASES = [
         ],
       },
       { role: "tool", tool_call_id: "call12345", name: "get_weather", content: "{\"temperature\": 22}" },
+    ],
+    add_generation_prompt: true,
+    tools: TOOLS,
+  },
+  {
+    // OpenAI clients send tool call arguments as a JSON string.
+    name: "tools_string_arguments",
+    messages: [
+      SYSTEM,
+      { role: "user", content: "Weather in Oslo?" },
+      {
+        role: "assistant",
+        content: null,
+        tool_calls: [
+          {
+            id: "call67890",
+            type: "function",
+            function: { name: "get_weather", arguments: "{\"city\": \"Oslo\"}" },
+          },
+        ],
+      },
+      { role: "tool", tool_call_id: "call67890", content: "sunny" },
+      { role: "assistant", content: "It is sunny in Oslo." },
+      { role: "user", content: "Thanks!" },
     ],
     add_generation_prompt: true,
     tools: TOOLS,
