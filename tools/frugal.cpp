@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
   std::vector<cli::Command> commands = {
       cli::add_run_command(app),    cli::add_bench_command(app),  cli::add_inspect_command(app),
       cli::add_tokenize_command(app), cli::add_logits_command(app), cli::add_synth_command(app),
-      cli::add_usage_command(app),
+      cli::add_batched_bench_command(app), cli::add_usage_command(app),
   };
   try {
     app.parse(argc, argv);

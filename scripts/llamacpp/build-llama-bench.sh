@@ -4,10 +4,12 @@
 # the golden logits in ../shared/golden were made with).
 #
 # Usage: scripts/llamacpp/build-llama-bench.sh [--dir DIR] [--rebuild] [--jobs N] [--check MODEL.gguf]
+#                                             [--target llama-bench|llama-server|llama-batched-bench]
 #   --dir      cache directory (default $FRUGAL_LLAMACPP_DIR or ~/.cache/frugal/llamacpp); nothing is written
 #              inside the repository
 #   --rebuild  reconfigure and rebuild even if the binary exists
 #   --check    run llama-bench -p 16 -n 8 -r 1 on MODEL as a smoke test
+#   --target   the llama.cpp program to build (default llama-bench); prints its path
 # Prints the path of llama-bench on the last line of stdout. Idempotent: a second run only checks.
 #
 # Build notes: GGML_NATIVE=ON (-march=native); GCC 12's AMX code paths crash, so AMX is off both as ggml
@@ -20,6 +22,7 @@ dir="${FRUGAL_LLAMACPP_DIR:-$HOME/.cache/frugal/llamacpp}"
 rebuild=0
 jobs="$(nproc)"
 check_model=""
+target="llama-bench"
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -27,6 +30,7 @@ while [[ $# -gt 0 ]]; do
     --rebuild) rebuild=1; shift ;;
     --jobs) jobs="$2"; shift 2 ;;
     --check) check_model="$2"; shift 2 ;;
+    --target) target="$2"; shift 2 ;;
     -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "build-llama-bench.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
@@ -39,9 +43,15 @@ mkdir -p "$dir"
 src="$("$here/fetch-source.sh" --dir "$dir" | tail -n 1)"
 commit="$(git -C "$src" rev-parse HEAD)"
 
-# 3. Native Release build of llama-bench only.
+case "$target" in
+  llama-bench|llama-server|llama-batched-bench) ;;
+  *) echo "build-llama-bench.sh: --target must be llama-bench, llama-server or llama-batched-bench" >&2; exit 2 ;;
+esac
+
+# 3. Native Release build of the target only (the server's CMake option is on either way, so switching
+#    targets never reconfigures the others away).
 build="$dir/build"
-bin="$build/bin/llama-bench"
+bin="$build/bin/$target"
 amx_off="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 if [[ $rebuild -eq 1 || ! -x "$bin" ]]; then
   log "configuring $build"
@@ -50,10 +60,10 @@ if [[ $rebuild -eq 1 || ! -x "$bin" ]]; then
     -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF \
     -DCMAKE_C_FLAGS="$amx_off" -DCMAKE_CXX_FLAGS="$amx_off" \
     -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-    -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_TOOLS=ON >&2
-  log "building llama-bench with $jobs jobs (several minutes on 2 cores)"
-  cmake --build "$build" --target llama-bench -j "$jobs" >&2
-  rm -f "$dir/build-info.txt"
+    -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_TOOLS=ON >&2
+  log "building $target with $jobs jobs (several minutes on 2 cores)"
+  cmake --build "$build" --target "$target" -j "$jobs" >&2
+  if [[ "$target" == llama-bench ]]; then rm -f "$dir/build-info.txt"; fi
 fi
 if [[ ! -f "$dir/build-info.txt" ]]; then
   {
@@ -64,7 +74,7 @@ if [[ ! -f "$dir/build-info.txt" ]]; then
   } > "$dir/build-info.txt"
 fi
 
-if [[ -n "$check_model" ]]; then
+if [[ -n "$check_model" && "$target" == llama-bench ]]; then
   log "smoke test on $check_model"
   "$bin" -m "$check_model" -p 16 -n 8 -r 1 -t 1 -o md >&2
 fi
