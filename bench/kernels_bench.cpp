@@ -26,7 +26,7 @@ constexpr int64_t kK = 2048, kN = 5632;
 constexpr size_t kColdBytes = size_t(1) << 30;  // decode rotates over at least this many weight bytes
 
 const DType kTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
-                        DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+                        DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_NL};
 
 std::vector<float> normal(int64_t n, uint32_t seed) {
   std::mt19937 rng(seed);
