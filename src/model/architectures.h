@@ -9,6 +9,8 @@ namespace frugal {
 
 StatusOr<std::unique_ptr<Model>> load_llama(std::unique_ptr<GgufFile> file);
 StatusOr<std::unique_ptr<Model>> load_qwen2(std::unique_ptr<GgufFile> file);
+StatusOr<std::unique_ptr<Model>> load_deepseek(std::unique_ptr<GgufFile> file);
+StatusOr<std::unique_ptr<Model>> load_deepseek2(std::unique_ptr<GgufFile> file);
 
 // The llama forward pass is shared by architectures that differ only in config and bias rules (qwen2).
 struct LlamaVariant {

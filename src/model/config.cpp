@@ -98,6 +98,47 @@ StatusOr<ModelConfig> read_llama_like_config(const GgufFile& f, RopeMode rope_mo
   return c;
 }
 
+Status read_moe_config(const GgufFile& f, bool gating_keys, ModelConfig* c) {
+  MoeConfig& m = c->moe;
+  const std::string a = c->arch + ".";
+  FRUGAL_ASSIGN_OR_RETURN(m.n_expert, f.get_int(a + "expert_count"));
+  FRUGAL_ASSIGN_OR_RETURN(m.n_expert_used, f.get_int(a + "expert_used_count"));
+  FRUGAL_ASSIGN_OR_RETURN(m.n_ff_exp, f.get_int(a + "expert_feed_forward_length"));
+  FRUGAL_ASSIGN_OR_RETURN(m.n_expert_shared, f.get_int(a + "expert_shared_count", 0));
+  FRUGAL_ASSIGN_OR_RETURN(m.n_layer_dense_lead, f.get_int(a + "leading_dense_block_count", 0));
+  FRUGAL_ASSIGN_OR_RETURN(double scale, f.get_float(a + "expert_weights_scale", 0.0));
+  m.weights_scale = (float)scale;
+  FRUGAL_RETURN_IF_ERROR(positive(f, a + "expert_count", m.n_expert, 1 << 16));
+  FRUGAL_RETURN_IF_ERROR(positive(f, a + "expert_used_count", m.n_expert_used, m.n_expert));
+  FRUGAL_RETURN_IF_ERROR(positive(f, a + "expert_feed_forward_length", m.n_ff_exp, 1 << 20));
+  if (m.n_expert_shared < 0 || m.n_expert_shared > 64)
+    return corrupt(f.path() + ": " + a + "expert_shared_count = " + std::to_string(m.n_expert_shared) +
+                   " out of range 0..64");
+  if (m.n_layer_dense_lead < 0 || m.n_layer_dense_lead > c->n_layer)
+    return corrupt(f.path() + ": " + a + "leading_dense_block_count = " + std::to_string(m.n_layer_dense_lead) +
+                   " out of range 0.." + std::to_string(c->n_layer));
+  if (m.n_layer_dense_lead > 0) FRUGAL_RETURN_IF_ERROR(positive(f, a + "feed_forward_length", c->n_ff, 1 << 20));
+  if (!gating_keys) return Status::Ok();
+  FRUGAL_ASSIGN_OR_RETURN(int64_t gating, f.get_int(a + "expert_gating_func", 1));
+  if (gating != 1 && gating != 2)
+    return unsupported(f.path() + ": " + a + "expert_gating_func = " + std::to_string(gating) +
+                       " is not supported (1 softmax, 2 sigmoid)");
+  m.gate_sigmoid = gating == 2;
+  FRUGAL_ASSIGN_OR_RETURN(m.norm_weights, f.get_bool(a + "expert_weights_norm", false));
+  FRUGAL_ASSIGN_OR_RETURN(m.n_group, f.get_int(a + "expert_group_count", 1));
+  FRUGAL_ASSIGN_OR_RETURN(m.n_group_used, f.get_int(a + "expert_group_used_count", m.n_group));
+  if (m.n_group <= 0) m.n_group = 1;  // older conversions write 0 for "no groups"
+  if (m.n_group_used <= 0) m.n_group_used = m.n_group;
+  if (m.n_expert % m.n_group != 0 || m.n_group_used > m.n_group)
+    return corrupt(f.path() + ": expert groups " + std::to_string(m.n_group) + " (using " +
+                   std::to_string(m.n_group_used) + ") do not divide " + std::to_string(m.n_expert) + " experts");
+  if (m.n_group_used * (m.n_expert / m.n_group) < m.n_expert_used)
+    return corrupt(f.path() + ": " + std::to_string(m.n_group_used) + " expert groups of " +
+                   std::to_string(m.n_expert / m.n_group) + " cannot supply " + std::to_string(m.n_expert_used) +
+                   " experts per token");
+  return Status::Ok();
+}
+
 std::string ModelConfig::summary() const {
   char buf[512];
   std::snprintf(buf, sizeof buf,
@@ -107,7 +148,24 @@ std::string ModelConfig::summary() const {
                 (long long)n_head_kv, (long long)head_dim_k, (long long)n_ff,
                 rope.mode == RopeMode::kNeox ? "neox" : "norm", rope.freq_base, rope.freq_scale,
                 (long long)n_ctx_train);
-  return buf;
+  std::string r = buf;
+  if (moe.n_expert > 0) {
+    std::snprintf(buf, sizeof buf,
+                  "; moe: %lld experts, %lld used, %lld shared, n_ff_exp %lld, %lld dense lead, groups %lld/%lld, "
+                  "%s%s, scale %g",
+                  (long long)moe.n_expert, (long long)moe.n_expert_used, (long long)moe.n_expert_shared,
+                  (long long)moe.n_ff_exp, (long long)moe.n_layer_dense_lead, (long long)moe.n_group_used,
+                  (long long)moe.n_group, moe.gate_sigmoid ? "sigmoid" : "softmax", moe.norm_weights ? ", norm" : "",
+                  moe.weights_scale);
+    r += buf;
+  }
+  if (mla.kv_lora_rank > 0) {
+    std::snprintf(buf, sizeof buf, "; mla: q_lora %lld, kv_lora %lld, qk_nope %lld, qk_rope %lld, v_head %lld",
+                  (long long)mla.q_lora_rank, (long long)mla.kv_lora_rank, (long long)mla.qk_nope,
+                  (long long)mla.qk_rope, (long long)mla.v_head);
+    r += buf;
+  }
+  return r;
 }
 
 }  // namespace frugal

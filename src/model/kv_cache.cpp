@@ -48,7 +48,7 @@ void KvCache::store(int64_t layer, const int32_t* rows, int64_t T, const float* 
   for (int64_t t = 0; t < T; ++t) {
     FRUGAL_CHECK(rows[t] >= 0 && rows[t] < n_ctx_);
     store_row(kl + (size_t)rows[t] * k_row_bytes_, k + t * k_stride, k_width_, type_);
-    store_row(vl + (size_t)rows[t] * v_row_bytes_, v + t * v_stride, v_width_, type_);
+    if (v_width_ > 0) store_row(vl + (size_t)rows[t] * v_row_bytes_, v + t * v_stride, v_width_, type_);
   }
 }
 
@@ -60,6 +60,10 @@ KvView KvCache::view(int64_t layer, int64_t n_kv, const int32_t* block_table, in
   kv.v = v_.data() + (size_t)layer * n_ctx_ * v_row_bytes_;
   kv.k_row_bytes = k_row_bytes_;
   kv.v_row_bytes = v_row_bytes_;
+  if (v_width_ == 0) {  // MLA latent mode: V is the first columns of K
+    kv.v = kv.k;
+    kv.v_row_bytes = k_row_bytes_;
+  }
   kv.n_kv = n_kv;
   kv.block_table = block_table;
   kv.block_shift = block_shift;

@@ -3,6 +3,10 @@
 //   layer l:  K [n_rows, n_head_kv * head_dim_k]
 //             V [n_rows, n_head_kv * head_dim_v]
 //
+// MLA latent mode (config head_dim_v == 0, deepseek2): one row per token holds [c_kv | k_pe]
+// (kv_lora_rank + qk_rope values), there is no V storage and view() aliases V onto K (v == k,
+// v_row_bytes == k_row_bytes), so attention reads the value c_kv as the first kv_lora_rank columns of K.
+//
 // Two uses: one contiguous sequence (row r = position r; n_past() tracks how many are valid; `frugal run`,
 // bench, golden tests), or the engine's paged pool (rows = n_blocks * block_size slots; the engine's
 // KvCacheManager decides which rows a sequence owns and passes block tables in the Batch; n_past() unused).
@@ -34,12 +38,14 @@ class KvCache {
   void set_n_past(int64_t n);
 
   // Stores T rows of keys/values (f32, row strides in floats) at storage rows rows[t] of layer `layer`.
+  // In MLA latent mode v is ignored (may be null).
   void store(int64_t layer, const int32_t* rows, int64_t T, const float* k, int64_t k_stride, const float* v,
              int64_t v_stride);
   // Positions [0, n_kv) of layer `layer`: rows 0..n_kv-1, or through a block table (see KvView).
   KvView view(int64_t layer, int64_t n_kv, const int32_t* block_table = nullptr, int block_shift = 0) const;
 
   size_t bytes() const { return k_.size() + v_.size(); }
+  // K plus V bytes of one token over all layers (MLA: n_layer * (kv_lora_rank + qk_rope) * element size).
   size_t bytes_per_token() const;
 
  private:

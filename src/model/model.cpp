@@ -11,10 +11,11 @@ struct ArchEntry {
   StatusOr<std::unique_ptr<Model>> (*load)(std::unique_ptr<GgufFile>);
 };
 
-// DeepSeek-MoE (`deepseek`) and DeepSeek-V2/V3 (`deepseek2`) join this table in their own files.
 constexpr ArchEntry kArchitectures[] = {
     {"llama", load_llama},
     {"qwen2", load_qwen2},
+    {"deepseek", load_deepseek},
+    {"deepseek2", load_deepseek2},
 };
 
 }  // namespace

@@ -25,6 +25,8 @@
 
 namespace frugal {
 
+class MoeStats;  // model/moe.h
+
 enum class LogitsMode {
   kLast,  // logits[V] for the last token of the batch
   kAll,   // logits[T, V] for every token
@@ -55,9 +57,14 @@ class Model {
   // vocabulary, slots outside the storage, an empty batch.
   virtual Status forward_batch(Backend& backend, KvCache& kv, const Batch& batch, float* logits) = 0;
 
-  // Bytes of weights a single decode step reads (for bandwidth figures).
+  // Bytes of weights a single decode step reads (for bandwidth figures). MoE models: every tensor except
+  // the routed experts, plus n_expert_used of the n_expert routed experts of each MoE layer.
   virtual uint64_t weight_bytes() const = 0;
+  // All parameters in the file that the model uses (MoE: every expert).
   virtual uint64_t n_params() const = 0;
+  // Per-layer, per-expert routing counters and expert sizes of MoE architectures (deepseek, deepseek2);
+  // nullptr for dense models. Counters advance during forward passes; readable from any thread.
+  virtual const MoeStats* moe_stats() const { return nullptr; }
 
  protected:
   ModelConfig config_;

@@ -1,6 +1,7 @@
 #include "model/weights.h"
 
 #include "backend/quant.h"
+#include "base/check.h"
 
 namespace frugal {
 
@@ -48,6 +49,27 @@ StatusOr<WeightView> WeightLoader::matrix(const std::string& name, int64_t K, in
   w.data = t->data;
   w.row_bytes = t->row_bytes();
   return w;
+}
+
+StatusOr<WeightView> WeightLoader::stacked(const std::string& name, int64_t K, int64_t N, int64_t n_mat,
+                                           bool optional) {
+  FRUGAL_ASSIGN_OR_RETURN(const GgufTensorInfo* t, find(name, {K, N, n_mat}, optional));
+  WeightView w;
+  if (!t) return w;
+  w.type = t->type;
+  w.K = K;
+  w.N = N * n_mat;
+  w.data = t->data;
+  w.row_bytes = t->row_bytes();
+  return w;
+}
+
+WeightView weight_rows(const WeightView& w, int64_t r0, int64_t n) {
+  FRUGAL_CHECK(r0 >= 0 && n >= 0 && r0 + n <= w.N);
+  WeightView r = w;
+  r.data = w.data + (size_t)r0 * w.row_bytes;
+  r.N = n;
+  return r;
 }
 
 StatusOr<const float*> WeightLoader::vector(const std::string& name, int64_t n, bool optional) {
