@@ -89,6 +89,20 @@ class Backend {
   // where query t sees keys with position <= pos[t].
   virtual void attention(const float* q, int64_t q_stride, const int32_t* pos, int64_t T, const KvView& kv,
                          const AttentionShape& s, float* out) = 0;
+  // attention() for several sequences of one flattened batch at once: sequence i owns tokens
+  // [seqs[i].t0, seqs[i].t0 + seqs[i].n) of q/pos/out and attends over seqs[i].kv. Each token's result
+  // equals what attention() gives for its sequence alone. The default loops over attention(); backends
+  // override it to spread all sequences' heads over their threads in one go (decode of many users).
+  struct AttentionSeq {
+    int64_t t0 = 0, n = 0;
+    KvView kv;
+  };
+  virtual void attention_multi(const float* q, int64_t q_stride, const int32_t* pos, const AttentionSeq* seqs,
+                               int64_t n_seqs, const AttentionShape& s, float* out) {
+    const int64_t ow = s.H * s.Dh_v;
+    for (int64_t i = 0; i < n_seqs; ++i)
+      attention(q + seqs[i].t0 * q_stride, q_stride, pos + seqs[i].t0, seqs[i].n, seqs[i].kv, s, out + seqs[i].t0 * ow);
+  }
   // g[i] = silu(g[i]) * u[i]
   virtual void silu_mul(float* g, const float* u, int64_t n) = 0;
   // x[i] += y[i]

@@ -47,7 +47,6 @@ Status load_ffn(WeightLoader& L, const ModelConfig& c, int64_t layer, int64_t n_
 void attention_block(Backend& be, const ModelConfig& c, const AttentionWeights& w, KvCache& kv, int64_t layer,
                      const Batch& b, Workspace& ws, const float* a, float* x) {
   const int64_t T = b.T, qw = c.n_head * c.head_dim_k, kw = c.n_embd_k_gqa(), vw = c.n_embd_v_gqa();
-  const int64_t ow = c.n_head * c.head_dim_v;
   float* q = ws.q.data();
   float* k = ws.k.data();
   float* v = ws.v.data();
@@ -61,11 +60,12 @@ void attention_block(Backend& be, const ModelConfig& c, const AttentionWeights& 
   be.rope(k, kw, b.pos, T, c.n_head_kv, c.head_dim_k, c.rope);
   kv.store(layer, b.slots, T, k, kw, v, vw);
   const AttentionShape s{c.n_head, c.n_head_kv, c.head_dim_k, c.head_dim_v, c.kq_scale};
+  ws.attn_seqs.resize((size_t)b.n_seqs);
   for (int64_t i = 0; i < b.n_seqs; ++i) {
     const BatchSeq& sq = b.seqs[i];
-    be.attention(q + sq.t0 * qw, qw, b.pos + sq.t0, sq.n, kv.view(layer, sq.n_kv, sq.block_table, sq.block_shift),
-                 s, ws.o.data() + sq.t0 * ow);
+    ws.attn_seqs[(size_t)i] = {sq.t0, sq.n, kv.view(layer, sq.n_kv, sq.block_table, sq.block_shift)};
   }
+  be.attention_multi(q, qw, b.pos, ws.attn_seqs.data(), b.n_seqs, s, ws.o.data());
   be.matmul(w.wo, ws.o.data(), T, ws.tmp.data());
   be.add(x, ws.tmp.data(), T * c.n_embd);
 }

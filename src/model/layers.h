@@ -31,6 +31,7 @@ struct FfnWeights {
 struct Workspace {
   std::vector<float> x, a, q, k, v, o, g, u, tmp;
   std::vector<int32_t> ids;
+  std::vector<Backend::AttentionSeq> attn_seqs;
   void reserve(const ModelConfig& c, int64_t T);
 };
 

@@ -9,6 +9,7 @@
 #include "backend/cpu/attention_avx2.h"
 #include "backend/matmul.h"
 #include "backend/ops_scalar.h"
+#include "base/check.h"
 #include "base/thread_pool.h"
 
 namespace frugal {
@@ -60,6 +61,31 @@ class CpuBackend final : public Backend {
     });
   }
 
+  void attention_multi(const float* q, int64_t q_stride, const int32_t* pos, const AttentionSeq* seqs,
+                       int64_t n_seqs, const AttentionShape& s, float* out) override {
+    const int64_t group = s.H / s.Hkv;
+    const int n_threads = pool_->n_threads();
+    int64_t T = 0, max_kv = 1;
+    seq_of_.clear();
+    for (int64_t i = 0; i < n_seqs; ++i) {
+      FRUGAL_CHECK(seqs[i].t0 == T);
+      T += seqs[i].n;
+      max_kv = std::max(max_kv, seqs[i].kv.n_kv);
+      seq_of_.insert(seq_of_.end(), (size_t)seqs[i].n, (int32_t)i);
+    }
+    if ((int)scores_.size() < n_threads) scores_.resize(n_threads);
+    for (auto& v : scores_)
+      if ((int64_t)v.size() < max_kv) v.resize((size_t)max_kv);
+    const auto head = isa_ >= Isa::kAvx2 ? ops::attention_head_avx2 : ops::attention_head;
+    pool_->parallel_for(T * s.H, [&](int64_t task, int thread) {
+      const int64_t t = task / s.H, h = task % s.H;
+      const KvView& kv = seqs[seq_of_[(size_t)t]].kv;
+      const int64_t n_visible = std::min<int64_t>(pos[t] + 1, kv.n_kv);
+      head(q + t * q_stride + h * s.Dh_k, kv, h / group, n_visible, s, scores_[thread].data(),
+           out + (t * s.H + h) * s.Dh_v);
+    });
+  }
+
   void silu_mul(float* g, const float* u, int64_t n) override {
     pool_->parallel_range(n, [&](int64_t b, int64_t e, int) { ops::silu_mul(g + b, u + b, e - b); });
   }
@@ -78,6 +104,7 @@ class CpuBackend final : public Backend {
   Isa isa_;
   MatmulScratch scratch_;
   std::vector<std::vector<float>> scores_;
+  std::vector<int32_t> seq_of_;  // attention_multi: token -> sequence
 };
 
 }  // namespace
