@@ -33,7 +33,7 @@ Command add_synth_command(CLI::App& root) {
   SynthSpec& s = o->spec;
   CLI::App* app = root.add_subcommand("synth", "Write a random-weight GGUF model of a given shape (for benchmarks)");
   app->add_option("-o,--output", o->output, "output .gguf file")->required();
-  app->add_option("--arch", s.arch, "architecture: llama or qwen2")->capture_default_str();
+  app->add_option("--arch", s.arch, "architecture: llama, qwen2, deepseek or deepseek2")->capture_default_str();
   app->add_option("--n-embd", s.n_embd, "embedding width")->capture_default_str();
   app->add_option("--n-layer", s.n_layer, "layers")->capture_default_str();
   app->add_option("--n-head", s.n_head, "attention heads")->capture_default_str();
@@ -46,6 +46,29 @@ Command add_synth_command(CLI::App& root) {
   app->add_option("--seed", s.seed, "random seed")->capture_default_str();
   app->add_flag("--tied", s.tied_output, "tie the output matrix to the token embeddings");
   app->add_option("-t,--threads", s.n_threads, "threads writing the weights (0: all cores)")->capture_default_str();
+  app->add_flag("--fan-in-std", s.fan_in_std, "matrices N(0, 1/row length) (unit-RMS projections) instead of --std");
+  app->add_option("--std", s.weight_std, "standard deviation of the random weights")->capture_default_str();
+  // MoE (deepseek, deepseek2)
+  app->add_option("--n-expert", s.n_expert, "routed experts per MoE layer")->capture_default_str();
+  app->add_option("--n-expert-used", s.n_expert_used, "experts per token")->capture_default_str();
+  app->add_option("--n-expert-shared", s.n_expert_shared, "shared experts")->capture_default_str();
+  app->add_option("--n-ff-exp", s.n_ff_exp, "width of one expert")->capture_default_str();
+  app->add_option("--n-dense-lead", s.n_layer_dense_lead, "leading dense layers")->capture_default_str();
+  app->add_option("--expert-groups", s.n_expert_groups, "expert groups (deepseek2)")->capture_default_str();
+  app->add_option("--expert-groups-used", s.n_expert_groups_used, "groups kept per token")->capture_default_str();
+  app->add_flag("--sigmoid-gate", s.gate_sigmoid, "sigmoid gating (deepseek2; default softmax)");
+  app->add_flag("--exp-probs-b", s.exp_probs_b, "write the exp_probs_b selection bias (deepseek2)");
+  app->add_flag("--norm-expert-weights", s.expert_weights_norm, "renormalize the routed weights (deepseek2)");
+  app->add_option("--expert-weights-scale", s.expert_weights_scale, "routed weight scale")->capture_default_str();
+  // MLA (deepseek2)
+  app->add_option("--q-lora-rank", s.q_lora_rank, "q LoRA rank (0: plain attn_q)")->capture_default_str();
+  app->add_option("--kv-lora-rank", s.kv_lora_rank, "latent KV width")->capture_default_str();
+  app->add_option("--qk-nope", s.qk_nope, "non-rotary q/k head dim")->capture_default_str();
+  app->add_option("--qk-rope", s.qk_rope, "rotary q/k head dim")->capture_default_str();
+  app->add_option("--v-head", s.v_head, "value head dim")->capture_default_str();
+  app->add_flag("!--kv-b", s.mla_split, "write the older attn_kv_b form instead of attn_k_b/attn_v_b");
+  app->add_option("--yarn-factor", s.yarn_factor, "YaRN rope scaling factor (deepseek2; > 1 enables)");
+  app->add_option("--yarn-log-mul", s.yarn_log_mul, "rope.scaling.yarn_log_multiplier");
   return Command{app, [o] { return synth(*o); }};
 }
 

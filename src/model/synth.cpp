@@ -143,12 +143,16 @@ DType fit_row(DType t, int64_t ne0) {
   return t;
 }
 
-// kind: "output" (output.weight, or token_embd when tied), "attn_v", "ffn_down", or "" (other 2-D).
-DType choose_type(const TypePlan& plan, const std::string& kind, int layer, int n_layer, int64_t ne0) {
+// kind: "output" (output.weight, or token_embd when tied), "attn_v" (attn_v, attn_kv_b), "attn_k",
+// "attn_output", "ffn_down" (ffn_down, ffn_down_exps, ffn_down_shexp), or "" (other 2-D/3-D).
+// llama-quantize's MoE rules for 8-expert models: attn_k/attn_v Q8_0 and attn_output Q5_K.
+DType choose_type(const TypePlan& plan, const std::string& kind, int layer, int n_layer, int64_t ne0, int n_expert) {
   DType t = plan.base;
   if (plan.mixture) {
     if (kind == "output") t = DType::Q6_K;
     if ((kind == "attn_v" || kind == "ffn_down") && use_more_bits(layer, n_layer)) t = DType::Q6_K;
+    if (n_expert == 8 && (kind == "attn_k" || kind == "attn_v")) t = DType::Q8_0;
+    if (n_expert == 8 && kind == "attn_output") t = DType::Q5_K;
   }
   return fit_row(t, ne0);
 }
@@ -188,18 +192,43 @@ void add_synthetic_vocab(GgufWriter& w, int n_vocab) {
 
 constexpr int kSyntheticVocabMin = 3 + 256;
 
+Status validate_moe(const SynthSpec& s) {
+  auto bad = [](const std::string& m) { return invalid_argument("synth: " + m); };
+  if (s.n_expert <= 0 || s.n_expert_used <= 0 || s.n_expert_used > s.n_expert || s.n_ff_exp <= 0)
+    return bad("MoE needs n_expert > 0, 0 < n_expert_used <= n_expert and n_ff_exp > 0");
+  if (s.n_expert_shared < 0 || s.n_layer_dense_lead < 0 || s.n_layer_dense_lead > s.n_layer)
+    return bad("n_expert_shared must be >= 0 and n_layer_dense_lead in [0, n_layer]");
+  if (s.n_expert_groups < 1 || s.n_expert % s.n_expert_groups != 0 || s.n_expert_groups_used < 1 ||
+      s.n_expert_groups_used > s.n_expert_groups ||
+      s.n_expert_groups_used * (s.n_expert / s.n_expert_groups) < s.n_expert_used)
+    return bad("expert groups " + std::to_string(s.n_expert_groups_used) + "/" + std::to_string(s.n_expert_groups) +
+               " must divide " + std::to_string(s.n_expert) + " experts and hold " +
+               std::to_string(s.n_expert_used) + " of them");
+  return Status::Ok();
+}
+
 Status validate(const SynthSpec& s) {
   auto bad = [](const std::string& m) { return invalid_argument("synth: " + m); };
-  if (s.arch != "llama" && s.arch != "qwen2") return bad("unknown arch '" + s.arch + "' (llama, qwen2)");
+  const bool ds2 = s.arch == "deepseek2";
+  if (s.arch != "llama" && s.arch != "qwen2" && s.arch != "deepseek" && !ds2)
+    return bad("unknown arch '" + s.arch + "' (llama, qwen2, deepseek, deepseek2)");
   if (s.n_embd <= 0 || s.n_layer <= 0 || s.n_head <= 0 || s.n_head_kv <= 0 || s.n_ff <= 0 || s.n_ctx <= 0 ||
       s.n_vocab < 0)
     return bad("n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx must be positive and n_vocab >= 0");
-  if (s.n_embd % s.n_head != 0)
-    return bad("n_embd " + std::to_string(s.n_embd) + " is not a multiple of n_head " + std::to_string(s.n_head));
-  if (s.n_head % s.n_head_kv != 0)
-    return bad("n_head " + std::to_string(s.n_head) + " is not a multiple of n_head_kv " +
-               std::to_string(s.n_head_kv));
-  if ((s.n_embd / s.n_head) % 2 != 0) return bad("head dim " + std::to_string(s.n_embd / s.n_head) + " must be even");
+  if (!ds2) {
+    if (s.n_embd % s.n_head != 0)
+      return bad("n_embd " + std::to_string(s.n_embd) + " is not a multiple of n_head " + std::to_string(s.n_head));
+    if (s.n_head % s.n_head_kv != 0)
+      return bad("n_head " + std::to_string(s.n_head) + " is not a multiple of n_head_kv " +
+                 std::to_string(s.n_head_kv));
+    if ((s.n_embd / s.n_head) % 2 != 0)
+      return bad("head dim " + std::to_string(s.n_embd / s.n_head) + " must be even");
+  } else {
+    if (s.kv_lora_rank <= 0 || s.qk_nope <= 0 || s.qk_rope <= 0 || s.qk_rope % 2 != 0 || s.v_head <= 0 ||
+        s.q_lora_rank < 0)
+      return bad("deepseek2 needs kv_lora_rank, qk_nope, v_head > 0, an even qk_rope > 0 and q_lora_rank >= 0");
+  }
+  if (s.arch == "deepseek" || ds2) FRUGAL_RETURN_IF_ERROR(validate_moe(s));
   if (!(s.weight_std >= 0.f) || !std::isfinite(s.weight_std)) return bad("weight_std must be finite and >= 0");
   return Status::Ok();
 }
@@ -227,14 +256,158 @@ void add_random_tensor(GgufWriter& w, ThreadPool* pool, uint64_t seed, const std
   });
 }
 
+// Adds the random tensors of one model to a writer, each with its weight type and fill.
+struct Emitter {
+  GgufWriter& w;
+  ThreadPool* pool;
+  const SynthSpec& spec;
+  const TypePlan& plan;
+
+  float matrix_std(int64_t ne0) const { return spec.fan_in_std ? 1.f / std::sqrt((float)ne0) : spec.weight_std; }
+  // A 2-D {ne0, ne1} or 3-D {ne0, ne1, ne2} weight.
+  void matrix(const std::string& name, const std::string& kind, int layer, int64_t ne0, int64_t ne1,
+              int64_t ne2 = 0) const {
+    std::vector<int64_t> ne = {ne0, ne1};
+    if (ne2 > 0) ne.push_back(ne2);
+    const DType t = choose_type(plan, kind, layer, spec.n_layer, ne0, spec.n_expert);
+    add_random_tensor(w, pool, spec.seed, name, t, std::move(ne), Fill::kNormal, matrix_std(ne0));
+  }
+  void f32_matrix(const std::string& name, int64_t ne0, int64_t ne1) const {  // routers stay F32
+    add_random_tensor(w, pool, spec.seed, name, DType::F32, {ne0, ne1}, Fill::kNormal, matrix_std(ne0));
+  }
+  void norm(const std::string& name, int64_t n) const {
+    add_random_tensor(w, pool, spec.seed, name, DType::F32, {n}, spec.norm_jitter ? Fill::kJitter : Fill::kOnes, 0.f);
+  }
+  void bias(const std::string& name, int64_t n, float std) const {
+    add_random_tensor(w, pool, spec.seed, name, DType::F32, {n}, Fill::kNormal, std);
+  }
+  void embeddings(int64_t E, int64_t V) const {
+    const DType t = choose_type(plan, spec.tied_output ? "output" : "", -1, spec.n_layer, E, spec.n_expert);
+    float sd = spec.weight_std;
+    if (spec.fan_in_std) sd = spec.tied_output ? 3.f / std::sqrt((float)E) : 1.f;
+    add_random_tensor(w, pool, spec.seed, "token_embd.weight", t, {E, V}, Fill::kNormal, sd);
+  }
+  void output(int64_t E, int64_t V) const {
+    const DType t = choose_type(plan, "output", -1, spec.n_layer, E, spec.n_expert);
+    const float sd = spec.fan_in_std ? 3.f / std::sqrt((float)E) : spec.weight_std;
+    add_random_tensor(w, pool, spec.seed, "output.weight", t, {E, V}, Fill::kNormal, sd);
+  }
+};
+
+void add_llama_attention(const Emitter& em, const std::string& p, int i) {
+  const SynthSpec& s = em.spec;
+  const int64_t E = s.n_embd, Egqa = (int64_t)(s.n_embd / s.n_head) * s.n_head_kv;
+  em.matrix(p + "attn_q.weight", "", i, E, E);
+  em.matrix(p + "attn_k.weight", "attn_k", i, E, Egqa);
+  em.matrix(p + "attn_v.weight", "attn_v", i, E, Egqa);
+  if (s.arch == "qwen2") {
+    em.bias(p + "attn_q.bias", E, s.weight_std);
+    em.bias(p + "attn_k.bias", Egqa, s.weight_std);
+    em.bias(p + "attn_v.bias", Egqa, s.weight_std);
+  }
+  em.matrix(p + "attn_output.weight", "attn_output", i, E, E);
+}
+
+void add_mla_attention(const Emitter& em, const std::string& p, int i) {
+  const SynthSpec& s = em.spec;
+  const int64_t E = s.n_embd, H = s.n_head, hk = s.qk_nope + s.qk_rope, L = s.kv_lora_rank;
+  if (s.q_lora_rank > 0) {
+    em.matrix(p + "attn_q_a.weight", "", i, E, s.q_lora_rank);
+    em.norm(p + "attn_q_a_norm.weight", s.q_lora_rank);
+    em.matrix(p + "attn_q_b.weight", "", i, s.q_lora_rank, H * hk);
+  } else {
+    em.matrix(p + "attn_q.weight", "", i, E, H * hk);
+  }
+  em.matrix(p + "attn_kv_a_mqa.weight", "", i, E, L + s.qk_rope);
+  em.norm(p + "attn_kv_a_norm.weight", L);
+  if (s.mla_split) {
+    em.matrix(p + "attn_k_b.weight", "", i, s.qk_nope, L, H);
+    em.matrix(p + "attn_v_b.weight", "", i, L, s.v_head, H);
+  } else {
+    em.matrix(p + "attn_kv_b.weight", "attn_v", i, L, H * (s.qk_nope + s.v_head));
+  }
+  em.matrix(p + "attn_output.weight", "attn_output", i, H * s.v_head, E);
+}
+
+void add_ffn(const Emitter& em, const std::string& p, int i) {
+  const SynthSpec& s = em.spec;
+  const int64_t E = s.n_embd;
+  const bool moe = (s.arch == "deepseek" || s.arch == "deepseek2") && i >= s.n_layer_dense_lead;
+  if (!moe) {
+    em.matrix(p + "ffn_gate.weight", "", i, E, s.n_ff);
+    em.matrix(p + "ffn_up.weight", "", i, E, s.n_ff);
+    em.matrix(p + "ffn_down.weight", "ffn_down", i, s.n_ff, E);
+    return;
+  }
+  const int64_t X = s.n_expert, F = s.n_ff_exp, Fs = (int64_t)s.n_ff_exp * s.n_expert_shared;
+  em.f32_matrix(p + "ffn_gate_inp.weight", E, X);
+  if (s.arch == "deepseek2" && s.exp_probs_b) em.bias(p + "exp_probs_b.bias", X, 0.1f);
+  em.matrix(p + "ffn_gate_exps.weight", "", i, E, F, X);
+  em.matrix(p + "ffn_up_exps.weight", "", i, E, F, X);
+  em.matrix(p + "ffn_down_exps.weight", "ffn_down", i, F, E, X);
+  if (Fs > 0) {
+    em.matrix(p + "ffn_gate_shexp.weight", "", i, E, Fs);
+    em.matrix(p + "ffn_up_shexp.weight", "", i, E, Fs);
+    em.matrix(p + "ffn_down_shexp.weight", "ffn_down", i, Fs, E);
+  }
+}
+
+// Hyper-parameter keys as llama.cpp's converter writes them for each architecture.
+void add_arch_keys(GgufWriter& w, const SynthSpec& s, int n_vocab) {
+  const std::string a = s.arch + ".";
+  const bool ds = s.arch == "deepseek", ds2 = s.arch == "deepseek2";
+  // gguf-py writes vocab_size and rope.dimension_count for llama/deepseek*; qwen2 files omit them.
+  if (s.arch != "qwen2") w.set_u32(a + "vocab_size", (uint32_t)n_vocab);
+  w.set_u32(a + "context_length", (uint32_t)s.n_ctx);
+  w.set_u32(a + "embedding_length", (uint32_t)s.n_embd);
+  w.set_u32(a + "block_count", (uint32_t)s.n_layer);
+  w.set_u32(a + "feed_forward_length", (uint32_t)s.n_ff);
+  w.set_u32(a + "attention.head_count", (uint32_t)s.n_head);
+  w.set_u32(a + "attention.head_count_kv", (uint32_t)(ds2 ? (s.mla_split ? 1 : s.n_head) : s.n_head_kv));
+  w.set_f32(a + "rope.freq_base", s.rope_base);
+  w.set_f32(a + "attention.layer_norm_rms_epsilon", s.rms_eps);
+  if (s.arch == "llama" || ds) w.set_u32(a + "rope.dimension_count", (uint32_t)(s.n_embd / s.n_head));
+  if (!ds && !ds2) return;
+  w.set_u32(a + "expert_count", (uint32_t)s.n_expert);
+  w.set_u32(a + "expert_used_count", (uint32_t)s.n_expert_used);
+  w.set_u32(a + "leading_dense_block_count", (uint32_t)s.n_layer_dense_lead);
+  w.set_u32(a + "expert_feed_forward_length", (uint32_t)s.n_ff_exp);
+  w.set_u32(a + "expert_shared_count", (uint32_t)s.n_expert_shared);
+  w.set_f32(a + "expert_weights_scale", s.expert_weights_scale);
+  if (ds) {
+    w.set_string(a + "rope.scaling.type", "none");
+    return;
+  }
+  w.set_u32(a + "expert_group_count", (uint32_t)s.n_expert_groups);
+  w.set_u32(a + "expert_group_used_count", (uint32_t)s.n_expert_groups_used);
+  w.set_u32(a + "expert_gating_func", s.gate_sigmoid ? 2u : 1u);
+  if (s.expert_weights_norm) w.set_bool(a + "expert_weights_norm", true);
+  w.set_u32(a + "attention.q_lora_rank", (uint32_t)s.q_lora_rank);
+  w.set_u32(a + "attention.kv_lora_rank", (uint32_t)s.kv_lora_rank);
+  if (s.mla_split) {  // MQA over the latent: one KV head of kv_lora + rope, values kv_lora
+    w.set_u32(a + "attention.key_length", (uint32_t)(s.kv_lora_rank + s.qk_rope));
+    w.set_u32(a + "attention.value_length", (uint32_t)s.kv_lora_rank);
+    w.set_u32(a + "attention.key_length_mla", (uint32_t)(s.qk_nope + s.qk_rope));
+    w.set_u32(a + "attention.value_length_mla", (uint32_t)s.v_head);
+  } else {
+    w.set_u32(a + "attention.key_length", (uint32_t)(s.qk_nope + s.qk_rope));
+    w.set_u32(a + "attention.value_length", (uint32_t)s.v_head);
+  }
+  w.set_u32(a + "rope.dimension_count", (uint32_t)s.qk_rope);
+  if (s.yarn_factor > 1.f) {
+    w.set_string(a + "rope.scaling.type", "yarn");
+    w.set_f32(a + "rope.scaling.factor", s.yarn_factor);
+    w.set_u32(a + "rope.scaling.original_context_length", (uint32_t)s.yarn_orig_ctx);
+    w.set_f32(a + "rope.scaling.yarn_log_multiplier", s.yarn_log_mul);
+  }
+}
+
 }  // namespace
 
 Status write_synth_model(const SynthSpec& spec, const std::string& path) {
   FRUGAL_RETURN_IF_ERROR(validate(spec));
   FRUGAL_ASSIGN_OR_RETURN(TypePlan plan, parse_weight_type(spec.weight_type));
   GgufWriter w;
-  const std::string a = spec.arch + ".";
-  const int head_dim = spec.n_embd / spec.n_head;
   w.set_string("general.architecture", spec.arch);
   w.set_string("general.name", "synth-" + spec.arch + "-" + spec.weight_type);
   w.set_u32("general.file_type", plan.file_type);
@@ -258,52 +431,26 @@ Status write_synth_model(const SynthSpec& spec, const std::string& path) {
     }
     add_synthetic_vocab(w, n_vocab);
   }
-
-  // gguf-py writes vocab_size and rope.dimension_count for llama only (LlamaModel); qwen2 files omit them.
-  if (spec.arch == "llama") w.set_u32(a + "vocab_size", (uint32_t)n_vocab);
-  w.set_u32(a + "context_length", (uint32_t)spec.n_ctx);
-  w.set_u32(a + "embedding_length", (uint32_t)spec.n_embd);
-  w.set_u32(a + "block_count", (uint32_t)spec.n_layer);
-  w.set_u32(a + "feed_forward_length", (uint32_t)spec.n_ff);
-  w.set_u32(a + "attention.head_count", (uint32_t)spec.n_head);
-  w.set_u32(a + "attention.head_count_kv", (uint32_t)spec.n_head_kv);
-  w.set_f32(a + "rope.freq_base", spec.rope_base);
-  w.set_f32(a + "attention.layer_norm_rms_epsilon", spec.rms_eps);
-  if (spec.arch == "llama") w.set_u32(a + "rope.dimension_count", (uint32_t)head_dim);
+  add_arch_keys(w, spec, n_vocab);
 
   const int n_threads = spec.n_threads > 0 ? spec.n_threads : (int)std::max(1u, std::thread::hardware_concurrency());
   ThreadPool pool(n_threads);
-  const int64_t E = spec.n_embd, F = spec.n_ff, V = n_vocab, Egqa = (int64_t)head_dim * spec.n_head_kv;
-  const Fill norm = spec.norm_jitter ? Fill::kJitter : Fill::kOnes;
-  const float sd = spec.weight_std;
-  auto matrix = [&](const std::string& name, const std::string& kind, int layer, int64_t ne0, int64_t ne1) {
-    add_random_tensor(w, &pool, spec.seed, name, choose_type(plan, kind, layer, spec.n_layer, ne0), {ne0, ne1},
-                      Fill::kNormal, sd);
-  };
-  auto vec1d = [&](const std::string& name, int64_t n, Fill fill) {
-    add_random_tensor(w, &pool, spec.seed, name, DType::F32, {n}, fill, sd);
-  };
-
-  matrix("token_embd.weight", spec.tied_output ? "output" : "", -1, E, V);
+  const Emitter em{w, &pool, spec, plan};
+  const int64_t E = spec.n_embd, V = n_vocab;
+  em.embeddings(E, V);
   for (int i = 0; i < spec.n_layer; ++i) {
     const std::string p = "blk." + std::to_string(i) + ".";
-    vec1d(p + "attn_norm.weight", E, norm);
-    matrix(p + "attn_q.weight", "", i, E, E);
-    matrix(p + "attn_k.weight", "", i, E, Egqa);
-    matrix(p + "attn_v.weight", "attn_v", i, E, Egqa);
-    if (spec.arch == "qwen2") {
-      vec1d(p + "attn_q.bias", E, Fill::kNormal);
-      vec1d(p + "attn_k.bias", Egqa, Fill::kNormal);
-      vec1d(p + "attn_v.bias", Egqa, Fill::kNormal);
+    em.norm(p + "attn_norm.weight", E);
+    if (spec.arch == "deepseek2") {
+      add_mla_attention(em, p, i);
+    } else {
+      add_llama_attention(em, p, i);
     }
-    matrix(p + "attn_output.weight", "", i, E, E);
-    vec1d(p + "ffn_norm.weight", E, norm);
-    matrix(p + "ffn_gate.weight", "", i, E, F);
-    matrix(p + "ffn_up.weight", "", i, E, F);
-    matrix(p + "ffn_down.weight", "ffn_down", i, F, E);
+    em.norm(p + "ffn_norm.weight", E);
+    add_ffn(em, p, i);
   }
-  vec1d("output_norm.weight", E, norm);
-  if (!spec.tied_output) matrix("output.weight", "output", -1, E, V);
+  em.norm("output_norm.weight", E);
+  if (!spec.tied_output) em.output(E, V);
   return w.write(path);
 }
 

@@ -178,6 +178,29 @@ void expect_same_layout(const std::string& golden_name, const std::string& weigh
   s.rope_base = (float)*G.get_float(a + "rope.freq_base");
   s.rms_eps = (float)*G.get_float(a + "attention.layer_norm_rms_epsilon");
   s.tied_output = G.tensor("output.weight") == nullptr;
+  if (s.arch == "deepseek" || s.arch == "deepseek2") {
+    s.n_expert = (int)*G.get_int(a + "expert_count");
+    s.n_expert_used = (int)*G.get_int(a + "expert_used_count");
+    s.n_expert_shared = (int)*G.get_int(a + "expert_shared_count");
+    s.n_ff_exp = (int)*G.get_int(a + "expert_feed_forward_length");
+    s.n_layer_dense_lead = (int)*G.get_int(a + "leading_dense_block_count");
+    s.expert_weights_scale = (float)*G.get_float(a + "expert_weights_scale");
+  }
+  if (s.arch == "deepseek2") {
+    s.n_expert_groups = (int)*G.get_int(a + "expert_group_count");
+    s.n_expert_groups_used = (int)*G.get_int(a + "expert_group_used_count");
+    s.gate_sigmoid = *G.get_int(a + "expert_gating_func") == 2;
+    s.expert_weights_norm = *G.get_bool(a + "expert_weights_norm", false);
+    s.exp_probs_b = G.tensor("blk." + std::to_string(s.n_layer - 1) + ".exp_probs_b.bias") != nullptr;
+    s.q_lora_rank = (int)*G.get_int(a + "attention.q_lora_rank");
+    s.kv_lora_rank = (int)*G.get_int(a + "attention.kv_lora_rank");
+    s.qk_rope = (int)*G.get_int(a + "rope.dimension_count");
+    s.mla_split = G.find(a + "attention.key_length_mla") != nullptr;
+    const std::string k = s.mla_split ? "attention.key_length_mla" : "attention.key_length";
+    const std::string v = s.mla_split ? "attention.value_length_mla" : "attention.value_length";
+    s.qk_nope = (int)*G.get_int(a + k) - s.qk_rope;
+    s.v_head = (int)*G.get_int(a + v);
+  }
   s.weight_type = weight_type;
   s.vocab_from = golden_path;
   auto w = write_and_open(s, "layout-" + golden_name);
@@ -207,6 +230,13 @@ TEST(Synth, MatchesLlamaCppLayoutOfGoldenModels) {
   expect_same_layout("llama-tied-mqa-F32.gguf", "F32");
   expect_same_layout("qwen2-F32.gguf", "F32");
   expect_same_layout("qwen2-Q8_0.gguf", "Q8_0");
+  expect_same_layout("deepseek-moe-F32.gguf", "F32");
+  expect_same_layout("deepseek-moe-Q8_0.gguf", "Q8_0");
+  expect_same_layout("deepseek-moe-Q4_K_M.gguf", "Q4_K_M");
+  expect_same_layout("deepseek2-v3-F32.gguf", "F32");
+  expect_same_layout("deepseek2-v3-Q8_0.gguf", "Q8_0");
+  expect_same_layout("deepseek2-v3-Q4_K_M.gguf", "Q4_K_M");
+  expect_same_layout("deepseek2-lite-split-F32.gguf", "F32");
 }
 
 TEST(Synth, KMixtureFollowsLlamaQuantizeRecipe) {
@@ -338,6 +368,18 @@ TEST(Synth, InvalidSpecsAreRejected) {
   SynthSpec s;
   s.arch = "gpt9";
   fails_with(s, "unknown arch 'gpt9'");
+  s = SynthSpec();
+  s.arch = "deepseek";
+  fails_with(s, "MoE needs n_expert > 0");
+  s.n_expert = 8;
+  s.n_expert_used = 3;
+  s.n_ff_exp = 32;
+  s.n_expert_groups = 4;
+  s.n_expert_groups_used = 1;
+  fails_with(s, "expert groups 1/4 must divide 8 experts and hold 3 of them");
+  s = SynthSpec();
+  s.arch = "deepseek2";
+  fails_with(s, "deepseek2 needs kv_lora_rank");
   s = SynthSpec();
   s.weight_type = "Q3_K";
   fails_with(s, "unknown weight_type 'Q3_K'");
