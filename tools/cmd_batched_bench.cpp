@@ -36,7 +36,7 @@ struct Row {
   double t_pp, t_tg, t;
 };
 
-StatusOr<Row> run_one(Model& model, const Tokenizer& tok, Backend& be, const BatchedBenchOptions& o, DType kv_type,
+StatusOr<Row> run_one(Model& model, const Tokenizer& tok, Backend& be, ThreadPool* pool, const BatchedBenchOptions& o, DType kv_type,
                       int64_t npp, int64_t ntg, int64_t npl) {
   EngineConfig c;
   c.n_ctx = npp + ntg + 1;
@@ -45,7 +45,7 @@ StatusOr<Row> run_one(Model& model, const Tokenizer& tok, Backend& be, const Bat
   c.max_seqs = (int32_t)npl;
   c.max_batched_tokens = o.n_batch;
   c.prefix_caching = false;
-  FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::create(model, tok, be, c));
+  FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::create(model, tok, be, c, pool));
   Rng rng((uint64_t)o.seed);
   const int64_t V = model.config().n_vocab;
   std::vector<GenerateRequest> reqs((size_t)npl);
@@ -99,7 +99,7 @@ Status run(const BatchedBenchOptions& o) {
   for (int64_t npp : npps) {
     for (int64_t ntg : ntgs) {
       for (int64_t npl : npls) {
-        FRUGAL_ASSIGN_OR_RETURN(Row r, run_one(*model, *tok, *rt.backend, o, kv_type, npp, ntg, npl));
+        FRUGAL_ASSIGN_OR_RETURN(Row r, run_one(*model, *tok, *rt.backend, rt.pool.get(), o, kv_type, npp, ntg, npl));
         std::printf("| %5lld | %6lld | %4lld | %6lld | %8.3f | %8.2f | %8.3f | %8.2f | %8.3f | %8.2f |\n",
                     (long long)npp, (long long)ntg, (long long)npl, (long long)(npl * (npp + ntg)), r.t_pp,
                     (double)(npl * npp) / r.t_pp, r.t_tg, (double)(npl * (ntg - 1)) / r.t_tg, r.t,

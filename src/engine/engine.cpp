@@ -71,8 +71,8 @@ Status EngineConfig::validate(const ModelConfig& model) {
 
 // ---- Engine ----
 
-Engine::Engine(Model& model, const Tokenizer& tokenizer, Backend& backend, EngineConfig config)
-    : model_(model), tokenizer_(tokenizer), backend_(backend), config_(config) {
+Engine::Engine(Model& model, const Tokenizer& tokenizer, Backend& backend, EngineConfig config, ThreadPool* pool)
+    : model_(model), tokenizer_(tokenizer), backend_(backend), config_(config), pool_(pool) {
   impl_ = std::make_unique<Impl>(model.config(), config_);
   EngineStats& s = impl_->stats;
   s.kv_blocks_total = impl_->kvm.n_blocks();
@@ -81,9 +81,9 @@ Engine::Engine(Model& model, const Tokenizer& tokenizer, Backend& backend, Engin
 }
 
 StatusOr<std::unique_ptr<Engine>> Engine::create(Model& model, const Tokenizer& tokenizer, Backend& backend,
-                                                 EngineConfig config) {
+                                                 EngineConfig config, ThreadPool* pool) {
   FRUGAL_RETURN_IF_ERROR(config.validate(model.config()));
-  return std::unique_ptr<Engine>(new Engine(model, tokenizer, backend, config));
+  return std::unique_ptr<Engine>(new Engine(model, tokenizer, backend, config, pool));
 }
 
 Engine::~Engine() { stop(); }

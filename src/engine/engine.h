@@ -31,6 +31,8 @@
 
 namespace frugal {
 
+class ThreadPool;
+
 struct EngineConfig {
   int64_t n_ctx = 0;                   // max tokens per sequence (prompt + output); 0 = model's n_ctx_train
   int64_t kv_tokens = 0;               // KV pool capacity in tokens (all sequences); 0 = from kv_bytes
@@ -128,9 +130,10 @@ struct EngineStats {
 
 class Engine {
  public:
-  // Borrows model, tokenizer and backend (they must outlive the Engine). Allocates the KV pool.
+  // Borrows model, tokenizer and backend (they must outlive the Engine). Allocates the KV pool. `pool`
+  // (optional, borrowed; normally the backend's) samples the sequences of a step in parallel.
   static StatusOr<std::unique_ptr<Engine>> create(Model& model, const Tokenizer& tokenizer, Backend& backend,
-                                                  EngineConfig config);
+                                                  EngineConfig config, ThreadPool* pool = nullptr);
   ~Engine();  // stops the engine thread; unfinished requests get a kCancelled done event
 
   // Starts the engine thread.
@@ -160,13 +163,14 @@ class Engine {
   struct Impl;  // engine-thread state (engine_impl.h), internal to src/engine
 
  private:
-  Engine(Model& model, const Tokenizer& tokenizer, Backend& backend, EngineConfig config);
+  Engine(Model& model, const Tokenizer& tokenizer, Backend& backend, EngineConfig config, ThreadPool* pool);
   void run_loop();
 
   Model& model_;
   const Tokenizer& tokenizer_;
   Backend& backend_;
   EngineConfig config_;
+  ThreadPool* pool_;
   std::unique_ptr<Impl> impl_;
   std::thread thread_;
   std::atomic<bool> draining_{false};

@@ -36,6 +36,8 @@ struct Engine::Impl {
   std::vector<int32_t> tokens, pos, slots, logit_rows;
   std::vector<BatchSeq> bseqs;
   std::vector<float> logits;
+  std::vector<RequestState*> sampling;  // sequences that sample this step, in logits-row order
+  std::vector<int32_t> sampled;
 
   mutable std::mutex stats_mu;
   EngineStats stats;

@@ -7,6 +7,7 @@
 //   6. stats
 #include <algorithm>
 
+#include "base/thread_pool.h"
 #include "base/timer.h"
 #include "engine/engine.h"
 #include "engine/engine_impl.h"
@@ -65,12 +66,17 @@ static Batch build_batch(Engine::Impl& im, const SchedulePlan& plan) {
   return b;
 }
 
-// Samples the next token of r from its logits row and applies the stop rules.
-static void on_logits(Engine::Impl& im, const Tokenizer& tok, int64_t n_ctx, RequestState& r, const float* row,
-                      int64_t n_vocab, double now) {
+// Draws the next token of r from its logits row (and its logprobs when asked). Touches only r: the
+// sequences of a step are sampled in parallel.
+static int32_t sample_one(RequestState& r, const Tokenizer& tok, const float* row, int64_t n_vocab) {
   const int32_t id = r.sampler.sample(row);
   r.sampler.accept(id);
   if (r.req.top_logprobs >= 0) r.pending_logprobs.push_back(token_logprobs(row, n_vocab, id, r.req.top_logprobs, tok));
+  return id;
+}
+
+// Appends the sampled token and applies the stop rules (engine thread, serial).
+static void on_token(Engine::Impl& im, const Tokenizer& tok, int64_t n_ctx, RequestState& r, int32_t id, double now) {
   if (r.t_last_token < 0) {
     r.usage.ttft_s = now - r.t_submit;
   } else {
@@ -170,14 +176,20 @@ bool Engine::step_for_test() {
 
   // 5. bookkeeping, sampling, stop rules
   im.sched.update(plan);
-  const double now = now_seconds();
-  int64_t row = 0;
-  for (const ScheduledSeq& p : plan.seqs) {
-    if (!p.sample) continue;
-    RequestState& r = *im.live.at(p.id);
-    on_logits(im, tokenizer_, config_.n_ctx, r, im.logits.data() + row * V, V, now);
-    ++row;
+  im.sampling.clear();
+  for (const ScheduledSeq& p : plan.seqs)
+    if (p.sample) im.sampling.push_back(im.live.at(p.id).get());
+  im.sampled.resize(im.sampling.size());
+  const auto draw = [&](int64_t i, int) {
+    im.sampled[(size_t)i] = sample_one(*im.sampling[(size_t)i], tokenizer_, im.logits.data() + i * V, V);
+  };
+  if (pool_ && im.sampling.size() > 1) {
+    pool_->parallel_for((int64_t)im.sampling.size(), draw);
+  } else {
+    for (size_t i = 0; i < im.sampling.size(); ++i) draw((int64_t)i, 0);
   }
+  const double now = now_seconds();
+  for (size_t i = 0; i < im.sampling.size(); ++i) on_token(im, tokenizer_, config_.n_ctx, *im.sampling[i], im.sampled[i], now);
   // 6. engine time shares, finished requests, stats
   const double dt = now_seconds() - t0;
   for (const ScheduledSeq& p : plan.seqs) {

@@ -41,7 +41,7 @@ class EngineTest : public ::testing::Test {
   }
 
   std::unique_ptr<Engine> make(EngineConfig c) {
-    auto e = Engine::create(*model_, *tok_, *backend_, c);
+    auto e = Engine::create(*model_, *tok_, *backend_, c, pool_);
     EXPECT_TRUE(e.ok()) << e.status().message();
     return e.ok() ? std::move(e).value() : nullptr;
   }
