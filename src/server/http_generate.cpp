@@ -308,6 +308,8 @@ void HttpServerImpl::handle_generate(ApiRoute route, const httplib::Request& q, 
         job->cache = CacheUse::kHit;
         job->cached_completion_tokens = hit->completion_tokens;
         metrics->count_cache(ServerMetrics::CacheResult::kHit);
+        enter();
+        job->entered = true;
         return serve_cache_hit(*job, cs, res);
       }
     }
@@ -338,6 +340,9 @@ void HttpServerImpl::handle_generate(ApiRoute route, const httplib::Request& q, 
     job->streams.push_back(std::move(s).value());
   }
   job->choices.resize(job->streams.size());
+  // In flight from here (wait_idle() waits for it): a request refused above never counted.
+  enter();
+  job->entered = true;
   if (job->req.stream) return serve_stream(job, res);
   serve_whole(*job, res);
 }
@@ -347,7 +352,6 @@ namespace {
 // Auth, drain check, parsing, prompt, rate limit. On failure the error is sent and false returned.
 bool prepare(HttpServerImpl& srv, Job& job, const httplib::Request& q, httplib::Response& res, std::string* rendered,
              std::vector<int32_t>* tokens) {
-  res.set_header("X-Frugal-Cache", "bypass");
   if (auto e = srv.authenticate(q, &job.key)) return send_error(res, *e), false;
   if (srv.draining->load() || srv.stopping.load()) {
     return send_error(res, api_error(503, "server_error", "the server is draining: not accepting requests",
@@ -389,8 +393,6 @@ bool prepare(HttpServerImpl& srv, Job& job, const httplib::Request& q, httplib::
   } else {
     job.admitted = true;  // open server: nothing to release, but the ledger still records
   }
-  srv.enter();
-  job.entered = true;
   return true;
 }
 
