@@ -35,6 +35,7 @@ Command add_logits_command(CLI::App& root);
 Command add_synth_command(CLI::App& root);
 Command add_batched_bench_command(CLI::App& root);
 Command add_usage_command(CLI::App& root);
+Command add_serve_command(CLI::App& root);
 
 // Threads when -t is not given: the number of logical cores.
 int default_threads();

@@ -1,4 +1,4 @@
-// frugal: one binary, subcommands (run, bench, inspect, tokenize, logits, synth).
+// frugal: one binary, subcommands (run, bench, inspect, tokenize, logits, synth, batched-bench, usage, serve).
 // Each subcommand lives in its own file (cmd_*.cpp) and returns a Status: an error is printed as
 // "frugal <command>: error: <message>" and the exit code is 1. --help on anything exits 0.
 #include <cstdio>
@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
   std::vector<cli::Command> commands = {
       cli::add_run_command(app),    cli::add_bench_command(app),  cli::add_inspect_command(app),
       cli::add_tokenize_command(app), cli::add_logits_command(app), cli::add_synth_command(app),
-      cli::add_batched_bench_command(app), cli::add_usage_command(app),
+      cli::add_batched_bench_command(app), cli::add_usage_command(app), cli::add_serve_command(app),
   };
   try {
     app.parse(argc, argv);

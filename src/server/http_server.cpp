@@ -134,6 +134,21 @@ void HttpServerImpl::setup_routes() {
   svr.set_logger([this](const Request& q, const Response& r) { metrics->count_http(route_label(q.path), r.status); });
 }
 
+ChatRenderer make_chat_renderer(std::shared_ptr<const ChatTemplate> tmpl, const Tokenizer& tok) {
+  const std::string bos = tok.bos() != Tokenizer::kNoToken ? tok.token_text(tok.bos()) : "";
+  const std::string eos = tok.eos() != Tokenizer::kNoToken ? tok.token_text(tok.eos()) : "";
+  return [tmpl, bos, eos](const nlohmann::json& messages) -> StatusOr<std::string> {
+    ChatTemplateInputs in;
+    // Through text: nlohmann::json has sorted the keys already; ordered_json keeps what we give it.
+    in.messages = nlohmann::ordered_json::parse(messages.dump());
+    in.add_generation_prompt = true;
+    in.bos_token = bos;
+    in.eos_token = eos;
+    in.now_unix = (int64_t)std::time(nullptr);
+    return tmpl->apply(in);
+  };
+}
+
 HttpServer::HttpServer(HttpServerDeps deps, HttpServerOptions options) : impl_(std::make_unique<HttpServerImpl>()) {
   FRUGAL_CHECK(deps.engine != nullptr);
   impl_->deps = std::move(deps);
@@ -208,6 +223,8 @@ int64_t HttpServer::in_flight() const {
   std::lock_guard<std::mutex> lock(impl_->idle_mu);
   return impl_->in_flight;
 }
+
+bool HttpServer::listening() const { return impl_->svr.is_running(); }
 
 void HttpServer::stop() {
   impl_->stopping.store(true);

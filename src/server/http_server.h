@@ -42,6 +42,7 @@
 
 #include "base/status.h"
 #include "engine/engine.h"
+#include "chat/chat_template.h"
 #include "server/auth.h"
 #include "server/rate_limiter.h"
 #include "server/response_cache.h"
@@ -53,6 +54,10 @@ namespace frugal {
 // Renders chat messages ([{"role","content"}...], content already a string) into the prompt text with
 // the generation prompt appended. Must be thread-safe.
 using ChatRenderer = std::function<StatusOr<std::string>(const nlohmann::json& messages)>;
+
+// A ChatRenderer over a chat template, with the tokenizer's BOS/EOS texts and the current time
+// (strftime_now) as inputs. The template is shared (apply() is thread-safe); `tok` must outlive it.
+ChatRenderer make_chat_renderer(std::shared_ptr<const ChatTemplate> tmpl, const Tokenizer& tok);
 
 struct HttpServerOptions {
   std::string model_id = "frugal";     // what /v1/models lists and responses carry in "model"
@@ -97,6 +102,8 @@ class HttpServer {
   // Waits until no generation request is in flight, at most timeout_s. True when idle.
   bool wait_idle(double timeout_s);
   int64_t in_flight() const;
+  // True while the listener runs (false after stop() or a listener failure).
+  bool listening() const;
   // Stops listening and joins the server thread; open streams see the shutdown and are cancelled.
   void stop();
 
