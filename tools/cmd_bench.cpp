@@ -16,6 +16,7 @@
 #include "cli_common.h"
 #include "engine/generator.h"
 #include "model/model.h"
+#include "model/moe.h"
 #include "sample/sampler.h"
 
 namespace frugal::cli {
@@ -33,7 +34,38 @@ struct BenchOptions {
   std::string isa = "auto";
   int64_t n_batch = 512;
   bool no_warmup = false;
+  bool moe_stats = false;
 };
+
+// Weight bytes a MoE model actually reads during a test, from the model's expert counters.
+struct MoeTally {
+  uint64_t tokens = 0, runs = 0;
+  double expert_bytes = 0;
+};
+
+MoeTally moe_tally(const MoeStats& s) {
+  MoeTally t;
+  t.tokens = s.n_tokens();
+  for (int64_t l = 0; l < s.n_layer(); ++l)
+    for (int64_t e = 0; e < s.n_expert(); ++e) {
+      const uint64_t runs = s.runs(l, e);
+      t.runs += runs;
+      t.expert_bytes += (double)runs * (double)s.expert_bytes(l);
+    }
+  return t;
+}
+
+// Bytes every forward reads besides the routed experts: all weights but the experts, without the
+// embedding table when it is not also the output matrix (a forward reads one row per token of it).
+uint64_t moe_base_bytes(const Model& model) {
+  const MoeStats& s = *model.moe_stats();
+  uint64_t experts = 0;
+  for (int64_t l = 0; l < s.n_layer(); ++l) experts += s.expert_bytes(l);
+  uint64_t base = model.weight_bytes() - (uint64_t)model.config().moe.n_expert_used * experts;
+  const GgufTensorInfo* embd = model.gguf().tensor("token_embd.weight");
+  if (embd && model.gguf().tensor("output.weight")) base -= embd->nbytes;
+  return base;
+}
 
 struct TestResult {
   std::string model_filename, model_type, isa, kv_type, test_time;
@@ -41,6 +73,11 @@ struct TestResult {
   int n_threads = 0;
   int64_t n_prompt = 0, n_gen = 0, n_batch = 0;
   std::vector<uint64_t> samples_ns;
+  // --moe-stats: weight bytes read per token (measured from the expert counters) and experts run per MoE
+  // layer and forward; active parameters per token and the model's tensor bytes.
+  bool moe = false;
+  double moe_bytes_per_token = 0, moe_experts_per_layer_forward = 0;
+  uint64_t moe_active_params = 0;
 
   int64_t n_tokens() const { return n_prompt + n_gen; }
   std::vector<double> samples_ts() const {
@@ -107,9 +144,22 @@ StatusOr<TestResult> run_test(Model& model, Runtime& rt, DType kv_type, int64_t 
     FRUGAL_RETURN_IF_ERROR(
         time_once(model, *rt.backend, kv, tokens, n_prompt, std::min<int64_t>(n_gen, 1), o.n_batch, logits).status());
   }
+  const MoeStats* ms = o.moe_stats ? model.moe_stats() : nullptr;
+  const MoeTally before = ms ? moe_tally(*ms) : MoeTally{};
   for (int i = 0; i < o.reps; ++i) {
     FRUGAL_ASSIGN_OR_RETURN(uint64_t ns, time_once(model, *rt.backend, kv, tokens, n_prompt, n_gen, o.n_batch, logits));
     r.samples_ns.push_back(ns);
+  }
+  if (ms) {
+    const MoeTally after = moe_tally(*ms);
+    const double forwards = (double)o.reps * (double)(n_gen + (n_prompt + o.n_batch - 1) / o.n_batch);
+    int64_t n_moe = 0;
+    for (int64_t l = 0; l < ms->n_layer(); ++l) n_moe += ms->is_moe_layer(l);
+    r.moe = true;
+    r.moe_active_params = active_params(model);
+    r.moe_bytes_per_token = ((double)moe_base_bytes(model) * forwards + (after.expert_bytes - before.expert_bytes)) /
+                            ((double)o.reps * (double)n);
+    r.moe_experts_per_layer_forward = (double)(after.runs - before.runs) / forwards / (double)std::max<int64_t>(n_moe, 1);
   }
   return r;
 }
@@ -126,6 +176,30 @@ nlohmann::ordered_json to_json(const TestResult& r) {
       {"n_gen", r.n_gen}, {"test_time", r.test_time}, {"avg_ns", (uint64_t)std::llround(mean(ns))},
       {"stddev_ns", (uint64_t)std::llround(stddev(ns))}, {"avg_ts", mean(ts)}, {"stddev_ts", stddev(ts)},
       {"samples_ns", r.samples_ns}, {"samples_ts", ts}};
+}
+
+nlohmann::ordered_json to_json_with_moe(const TestResult& r) {
+  nlohmann::ordered_json j = to_json(r);
+  if (r.moe) {
+    j["moe_active_params"] = r.moe_active_params;
+    j["moe_bytes_read_per_token"] = r.moe_bytes_per_token;
+    j["moe_read_share"] = r.moe_bytes_per_token / (double)r.model_size;
+    j["moe_experts_run_per_layer_forward"] = r.moe_experts_per_layer_forward;
+  }
+  return j;
+}
+
+// One line under a test row: what a token read and how fast that was.
+void print_moe_row(const TestResult& r) {
+  if (!r.moe) return;
+  const double ts = mean(r.samples_ts());
+  std::printf("|   moe: %.2f experts run per layer and forward; %.1f MiB weights read per token = %.1f%% of %s; "
+              "%.2f GB/s on them; active params %s of %s |\n",
+              r.moe_experts_per_layer_forward, r.moe_bytes_per_token / (1 << 20),
+              100.0 * r.moe_bytes_per_token / (double)r.model_size, format_bytes(r.model_size).c_str(),
+              r.moe_bytes_per_token * ts / 1e9, format_count(r.moe_active_params).c_str(),
+              format_count(r.n_params).c_str());
+  std::fflush(stdout);
 }
 
 void print_markdown_header() {
@@ -183,8 +257,9 @@ Status bench(const BenchOptions& o) {
         r.isa = isa_name(rt.isa);
         if (o.output == "md") {
           print_markdown_row(r);
+          print_moe_row(r);
         } else {
-          out.push_back(to_json(r));
+          out.push_back(to_json_with_moe(r));
         }
       }
     }
@@ -209,6 +284,9 @@ Command add_bench_command(CLI::App& root) {
   app->add_option("--kv-type", o->kv_type, "KV cache type: f32 or f16")->capture_default_str();
   app->add_option("--isa", o->isa, "kernels: scalar, avx2, avx512 or auto")->capture_default_str();
   app->add_flag("--no-warmup", o->no_warmup, "skip the warm-up run");
+  app->add_flag("--moe-stats", o->moe_stats,
+                "MoE models: experts run per layer, weight bytes read per token (share of the model), GB/s on "
+                "them, active parameters per token");
   return Command{app, [o] { return bench(*o); }};
 }
 

@@ -7,6 +7,7 @@
 #include "cli_common.h"
 #include "engine/generator.h"
 #include "model/model.h"
+#include "model/moe.h"
 #include "sample/sampler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -63,6 +64,15 @@ Status run(const RunOptions& o) {
   std::fprintf(stderr, "frugal run: prompt %zu tokens\n", ids.size());
 
   KvCache kv(cfg, n_ctx, kv_type);
+  std::fprintf(stderr, "frugal run: kv cache %llu bytes per token%s, %s for %lld positions\n",
+               (unsigned long long)kv.bytes_per_token(),
+               cfg.mla.kv_lora_rank > 0 ? " (MLA latent: kv_lora_rank + qk_rope values per layer)" : "",
+               format_bytes(kv.bytes()).c_str(), (long long)n_ctx);
+  if (model->moe_stats()) {
+    std::fprintf(stderr, "frugal run: moe %lld experts, %lld routed + %lld shared per token; %s of %s params active\n",
+                 (long long)cfg.moe.n_expert, (long long)cfg.moe.n_expert_used, (long long)cfg.moe.n_expert_shared,
+                 format_count(active_params(*model)).c_str(), format_count(model->n_params()).c_str());
+  }
   Generator gen(*model, *tok, *rt.backend, kv, GeneratorOptions{o.n_batch});
   Sampler sampler(sp, cfg.n_vocab);
   FRUGAL_ASSIGN_OR_RETURN(GenerationResult r, gen.generate(ids, o.n_predict, sampler, [](const std::string& text) {

@@ -132,13 +132,14 @@ void mla_attention(Backend& be, const ModelConfig& c, const MlaWeights& w, KvCac
   // MQA over the latent rows: one KV head of width L + R, V = the first L columns of the same rows
   grow(ws.ol, T * H * Lr);
   const AttentionShape s{H, 1, kvw, Lr, c.kq_scale};
+  ws.attn_seqs.resize((size_t)b.n_seqs);
   for (int64_t i = 0; i < b.n_seqs; ++i) {
     const BatchSeq& sq = b.seqs[i];
     KvView view = kv.view(layer, sq.n_kv, sq.block_table, sq.block_shift);
     FRUGAL_CHECK(view.v == view.k);  // the cache is in MLA latent mode
-    be.attention(ws.qa.data() + sq.t0 * H * kvw, H * kvw, b.pos + sq.t0, sq.n, view, s,
-                 ws.ol.data() + sq.t0 * H * Lr);
+    ws.attn_seqs[(size_t)i] = {sq.t0, sq.n, view};
   }
+  be.attention_multi(ws.qa.data(), H * kvw, b.pos, ws.attn_seqs.data(), b.n_seqs, s, ws.ol.data());
 
   // o_h = W_vb,h ol_h ; x += attn_output · concat_h(o_h)
   grow(ws.o, T * H * vh);

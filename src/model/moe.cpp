@@ -160,6 +160,11 @@ uint64_t moe_inactive_params(const MoeStats& stats, const MoeConfig& m) {
   return r;
 }
 
+uint64_t active_params(const Model& model) {
+  const MoeStats* s = model.moe_stats();
+  return model.n_params() - (s ? moe_inactive_params(*s, model.config().moe) : 0);
+}
+
 // ---- moe_ffn ----
 
 void moe_ffn(Backend& be, const ModelConfig& c, const MoeLayerWeights& w, int64_t layer, int64_t T, const float* f,

@@ -21,6 +21,7 @@
 #include "base/status.h"
 #include "model/config.h"
 #include "model/layers.h"
+#include "model/model.h"
 #include "model/weights.h"
 
 namespace frugal {
@@ -87,6 +88,10 @@ void set_moe_layer_size(MoeStats& stats, const ModelConfig& c, int64_t layer, co
 // Bytes/params a decode step does not touch: (E - K) experts of every MoE layer.
 uint64_t moe_unread_bytes(const MoeStats& stats, const MoeConfig& m);
 uint64_t moe_inactive_params(const MoeStats& stats, const MoeConfig& m);
+
+// Parameters a decode token uses: every parameter but the (E - K) routed experts it skips in each MoE
+// layer. Dense models: n_params().
+uint64_t active_params(const Model& model);
 
 // Scratch of moe_ffn, grown on demand and reused.
 struct MoeWorkspace {
