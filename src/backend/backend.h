@@ -78,6 +78,19 @@ class Backend {
 
   // y[T, N] = x[T, K] · W^T  (x f32; converted to W's vec_dot_type first).
   virtual void matmul(const WeightView& w, const float* x, int64_t T, float* y) = 0;
+  // Several independent matmuls in one call: jobs[i].y[T_i, N_i] = jobs[i].x[T_i, K_i] · W_i^T, each
+  // bit-identical to what matmul() gives for it alone. The default loops over matmul(); backends override
+  // it to spread all the jobs' weight rows over their threads in one go (the selected experts of a MoE
+  // layer, MLA's per-head projections). No y may alias any x.
+  struct MatmulJob {
+    WeightView w;
+    const float* x = nullptr;
+    int64_t T = 0;
+    float* y = nullptr;
+  };
+  virtual void matmul_multi(const MatmulJob* jobs, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) matmul(jobs[i].w, jobs[i].x, jobs[i].T, jobs[i].y);
+  }
   // out[T, K] = W rows ids[t], dequantized.
   virtual void get_rows(const WeightView& w, const int32_t* ids, int64_t T, float* out) = 0;
   // y[t] = x[t] / sqrt(mean(x[t]^2) + eps) * w   (w may be null: no scale). x and y may alias.

@@ -115,6 +115,65 @@ void matmul_cpu(ThreadPool* pool, Isa isa, const WeightView& w, const float* x, 
   });
 }
 
+void matmul_cpu_multi(ThreadPool* pool, Isa isa, const Backend::MatmulJob* jobs, int64_t n, MatmulScratch& scratch) {
+  const int n_threads = pool != nullptr ? pool->n_threads() : 1;
+  if (n_threads == 1 || n == 1) {
+    for (int64_t i = 0; i < n; ++i) matmul_cpu(pool, isa, jobs[i].w, jobs[i].x, jobs[i].T, jobs[i].y, scratch);
+    return;
+  }
+  // 1. Activations of every job, back to back in the scratch buffer (64-byte aligned starts).
+  struct Prepared {
+    const QuantTraits* t;
+    const uint8_t* xa;
+    size_t x_row_bytes;
+  };
+  std::vector<Prepared> prep((size_t)n);
+  std::vector<size_t> offset((size_t)n);
+  size_t total = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const Backend::MatmulJob& j = jobs[i];
+    const QuantTraits& t = traits_or_die(j.w.type, isa);
+    FRUGAL_CHECK(j.w.K % dtype_block_size(j.w.type) == 0);
+    prep[(size_t)i] = {&t, reinterpret_cast<const uint8_t*>(j.x), (size_t)j.w.K * sizeof(float)};
+    offset[(size_t)i] = total;
+    if (t.vec_dot_type != DType::F32 && j.T > 0) {
+      prep[(size_t)i].x_row_bytes = dtype_row_bytes(t.vec_dot_type, j.w.K);
+      total += ((size_t)j.T * prep[(size_t)i].x_row_bytes + 63) / 64 * 64;
+    }
+  }
+  uint8_t* buf = scratch.activations(std::max<size_t>(total, 64));
+  pool->parallel_for(n, [&](int64_t i, int) {
+    const Backend::MatmulJob& j = jobs[i];
+    Prepared& p = prep[(size_t)i];
+    if (p.t->vec_dot_type == DType::F32 || j.T <= 0) return;
+    const QuantTraits* vt = quant_traits(p.t->vec_dot_type, isa);
+    FRUGAL_CHECK(vt != nullptr && vt->from_float != nullptr);
+    uint8_t* dst = buf + offset[(size_t)i];
+    for (int64_t tok = 0; tok < j.T; ++tok) vt->from_float(j.x + tok * j.w.K, dst + tok * p.x_row_bytes, j.w.K);
+    p.xa = dst;
+  });
+  // 2. Row chunks of all jobs, about four per thread in total work (rows x tokens).
+  struct Chunk {
+    int64_t job, r0, r1;
+  };
+  int64_t work = 0;
+  for (int64_t i = 0; i < n; ++i) work += jobs[i].w.N * std::max<int64_t>(jobs[i].T, 1);
+  const int64_t per = std::max<int64_t>(kRowAlign, work / (4 * n_threads));
+  std::vector<Chunk> chunks;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t N = jobs[i].w.N, T = jobs[i].T;
+    if (N <= 0 || T <= 0) continue;
+    const int64_t rows = std::max<int64_t>(kRowAlign, per / T / kRowAlign * kRowAlign);
+    for (int64_t r = 0; r < N; r += rows) chunks.push_back({i, r, std::min(N, r + rows)});
+  }
+  pool->parallel_for((int64_t)chunks.size(), [&](int64_t c, int) {
+    const Chunk& ch = chunks[(size_t)c];
+    const Backend::MatmulJob& j = jobs[ch.job];
+    const Prepared& p = prep[(size_t)ch.job];
+    compute_rows(*p.t, j.w, p.xa, p.x_row_bytes, j.T, ch.r0, ch.r1, j.y);
+  });
+}
+
 void get_rows(const WeightView& w, const int32_t* ids, int64_t T, float* out) {
   const QuantTraits* t = quant_traits(w.type, Isa::kScalar);
   FRUGAL_CHECK_MSG(t != nullptr && t->to_float != nullptr, "get_rows: type cannot be dequantized");

@@ -45,6 +45,11 @@ class MatmulScratch {
 void matmul_cpu(ThreadPool* pool, Isa isa, const WeightView& w, const float* x, int64_t T, float* y,
                 MatmulScratch& scratch);
 
+// Several matmul_cpu calls in one: every job's activations are converted, then all jobs' weight rows are
+// split into chunks (kRowAlign-aligned) handed out over the pool in one parallel_for. Each y equals what
+// matmul_cpu gives for that job alone (same kernels per (row, token); the split does not change values).
+void matmul_cpu_multi(ThreadPool* pool, Isa isa, const Backend::MatmulJob* jobs, int64_t n, MatmulScratch& scratch);
+
 // out[T, K] = W rows ids[t], dequantized with the scalar to_float (exact ggml dequantization).
 // ids must be in [0, N).
 void get_rows(const WeightView& w, const int32_t* ids, int64_t T, float* out);

@@ -25,6 +25,8 @@ class CpuBackend final : public Backend {
     matmul_cpu(pool_, isa_, w, x, T, y, scratch_);
   }
 
+  void matmul_multi(const MatmulJob* jobs, int64_t n) override { matmul_cpu_multi(pool_, isa_, jobs, n, scratch_); }
+
   void get_rows(const WeightView& w, const int32_t* ids, int64_t T, float* out) override {
     pool_->parallel_range(T, [&](int64_t b, int64_t e, int) { frugal::get_rows(w, ids + b, e - b, out + b * w.K); });
   }
