@@ -115,14 +115,18 @@ void mla_attention(Backend& be, const ModelConfig& c, const MlaWeights& w, KvCac
   mla_qkv(be, c, w, b.pos, T, a, ws);
   kv.store(layer, b.slots, T, ws.kv.data(), kvw, nullptr, 0);
 
-  // q'_h = [W_kb,h q_nope_h | q_pe_h]   [T, H, L + R]
+  // q'_h = [W_kb,h q_nope_h | q_pe_h]   [T, H, L + R]; all heads' W_kb in one matmul_multi
   grow(ws.qa, T * H * kvw);
-  grow(ws.gather, T * std::max(m.qk_nope, Lr));
-  grow(ws.part, T * std::max(Lr, vh));
+  grow(ws.gather, H * T * std::max(m.qk_nope, Lr));
+  grow(ws.part, H * T * std::max(Lr, vh));
+  ws.jobs.clear();
   for (int64_t h = 0; h < H; ++h) {
-    gather(ws.q.data() + h * hk, H * hk, T, m.qk_nope, ws.gather.data());
-    be.matmul(w.k_b[(size_t)h], ws.gather.data(), T, ws.part.data());
-    scatter(ws.part.data(), T, Lr, ws.qa.data() + h * kvw, H * kvw);
+    gather(ws.q.data() + h * hk, H * hk, T, m.qk_nope, ws.gather.data() + h * T * m.qk_nope);
+    ws.jobs.push_back({w.k_b[(size_t)h], ws.gather.data() + h * T * m.qk_nope, T, ws.part.data() + h * T * Lr});
+  }
+  be.matmul_multi(ws.jobs.data(), H);
+  for (int64_t h = 0; h < H; ++h) {
+    scatter(ws.part.data() + h * T * Lr, T, Lr, ws.qa.data() + h * kvw, H * kvw);
     for (int64_t t = 0; t < T; ++t) {
       const float* qpe = ws.q.data() + t * H * hk + h * hk + m.qk_nope;
       std::copy(qpe, qpe + m.qk_rope, ws.qa.data() + t * H * kvw + h * kvw + Lr);
@@ -144,11 +148,13 @@ void mla_attention(Backend& be, const ModelConfig& c, const MlaWeights& w, KvCac
   // o_h = W_vb,h ol_h ; x += attn_output · concat_h(o_h)
   grow(ws.o, T * H * vh);
   grow(ws.out, T * c.n_embd);
+  ws.jobs.clear();
   for (int64_t h = 0; h < H; ++h) {
-    gather(ws.ol.data() + h * Lr, H * Lr, T, Lr, ws.gather.data());
-    be.matmul(w.v_b[(size_t)h], ws.gather.data(), T, ws.part.data());
-    scatter(ws.part.data(), T, vh, ws.o.data() + h * vh, H * vh);
+    gather(ws.ol.data() + h * Lr, H * Lr, T, Lr, ws.gather.data() + h * T * Lr);
+    ws.jobs.push_back({w.v_b[(size_t)h], ws.gather.data() + h * T * Lr, T, ws.part.data() + h * T * vh});
   }
+  be.matmul_multi(ws.jobs.data(), H);
+  for (int64_t h = 0; h < H; ++h) scatter(ws.part.data() + h * T * vh, T, vh, ws.o.data() + h * vh, H * vh);
   be.matmul(w.wo, ws.o.data(), T, ws.out.data());
   be.add(x, ws.out.data(), T * c.n_embd);
 }

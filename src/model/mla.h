@@ -46,6 +46,7 @@ Status load_mla(WeightLoader& L, const GgufFile& f, const ModelConfig& c, int64_
 struct MlaWorkspace {
   std::vector<float> cq, q, kv, c, qa, gather, part, ol, o, out;
   std::vector<Backend::AttentionSeq> attn_seqs;
+  std::vector<Backend::MatmulJob> jobs;
 };
 
 // Common prefix of both MLA formulations: q [T, H*hk] with q_pe roped and kv [T, L+R] = [normed c_kv |

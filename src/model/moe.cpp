@@ -210,18 +210,37 @@ void moe_ffn(Backend& be, const ModelConfig& c, const MoeLayerWeights& w, int64_
 
   if (stats && layer == m.n_layer_dense_lead) stats->add_tokens((uint64_t)T);
 
-  // 3. run each selected expert once over its tokens
+  // 3. run each selected expert once over its tokens (and the shared experts over all tokens): gate and
+  //    up of all of them in one matmul_multi, then the down projections in another
+  const bool shared = w.shared.gate.data != nullptr;
+  const int64_t Fs = shared ? w.shared.gate.N : 0;
+  if (shared) {
+    grow(ws.sg, T * Fs);
+    grow(ws.su, T * Fs);
+    grow(ws.sy, T * D);
+  }
+  ws.jobs.clear();
   for (int64_t e = 0; e < E; ++e) {
     const int64_t o = ws.offset[(size_t)e], n = ws.offset[(size_t)e + 1] - o;
     if (n == 0) continue;
     if (stats) stats->record(layer, e, (uint64_t)n);
-    float* g = ws.g.data() + o * F;
-    float* u = ws.u.data() + o * F;
-    be.matmul(weight_rows(w.gate_exps, e * F, F), ws.xs.data() + o * D, n, g);
-    be.matmul(weight_rows(w.up_exps, e * F, F), ws.xs.data() + o * D, n, u);
-    be.silu_mul(g, u, n * F);
-    be.matmul(weight_rows(w.down_exps, e * D, D), g, n, ws.y.data() + o * D);
+    ws.jobs.push_back({weight_rows(w.gate_exps, e * F, F), ws.xs.data() + o * D, n, ws.g.data() + o * F});
+    ws.jobs.push_back({weight_rows(w.up_exps, e * F, F), ws.xs.data() + o * D, n, ws.u.data() + o * F});
   }
+  if (shared) {
+    ws.jobs.push_back({w.shared.gate, f, T, ws.sg.data()});
+    ws.jobs.push_back({w.shared.up, f, T, ws.su.data()});
+  }
+  be.matmul_multi(ws.jobs.data(), (int64_t)ws.jobs.size());
+  be.silu_mul(ws.g.data(), ws.u.data(), TK * F);  // expert segments are contiguous
+  if (shared) be.silu_mul(ws.sg.data(), ws.su.data(), T * Fs);
+  ws.jobs.clear();
+  for (int64_t e = 0; e < E; ++e) {
+    const int64_t o = ws.offset[(size_t)e], n = ws.offset[(size_t)e + 1] - o;
+    if (n > 0) ws.jobs.push_back({weight_rows(w.down_exps, e * D, D), ws.g.data() + o * F, n, ws.y.data() + o * D});
+  }
+  if (shared) ws.jobs.push_back({w.shared.down, ws.sg.data(), T, ws.sy.data()});
+  be.matmul_multi(ws.jobs.data(), (int64_t)ws.jobs.size());
 
   // 4. weighted sum per token, experts in ascending id (the same order whatever else is in the batch)
   float* acc = ws.acc.data();
@@ -234,17 +253,7 @@ void moe_ffn(Backend& be, const ModelConfig& c, const MoeLayerWeights& w, int64_
   }
 
   // 5. shared experts, unweighted
-  if (w.shared.gate.data) {
-    const int64_t Fs = w.shared.gate.N;
-    grow(ws.sg, T * Fs);
-    grow(ws.su, T * Fs);
-    grow(ws.y, T * D);
-    be.matmul(w.shared.gate, f, T, ws.sg.data());
-    be.matmul(w.shared.up, f, T, ws.su.data());
-    be.silu_mul(ws.sg.data(), ws.su.data(), T * Fs);
-    be.matmul(w.shared.down, ws.sg.data(), T, ws.y.data());
-    be.add(acc, ws.y.data(), T * D);
-  }
+  if (shared) be.add(acc, ws.sy.data(), T * D);
   be.add(x, acc, T * D);
 }
 

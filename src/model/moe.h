@@ -95,7 +95,8 @@ uint64_t active_params(const Model& model);
 
 // Scratch of moe_ffn, grown on demand and reused.
 struct MoeWorkspace {
-  std::vector<float> logits, weights, route_scratch, xs, g, u, y, acc, sg, su;
+  std::vector<float> logits, weights, route_scratch, xs, g, u, y, acc, sg, su, sy;
+  std::vector<Backend::MatmulJob> jobs;
   std::vector<int32_t> ids, rows, count, offset;
   std::vector<float> row_w;
 };
