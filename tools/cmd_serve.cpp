@@ -160,6 +160,62 @@ int wait_for_signal(const sigset_t& set, const HttpServer& server, double timeou
   return 0;
 }
 
+// --response-cache and --usage-db (SQLite files; "off" / empty = none).
+Status open_stores(const ServeOptions& o, std::unique_ptr<ResponseCache>* cache, std::unique_ptr<UsageLedger>* ledger) {
+  if (o.response_cache != "off") {
+    ResponseCache::Options co;
+    co.ttl_s = o.response_cache_ttl;
+    co.max_entries = o.response_cache_entries;
+    FRUGAL_ASSIGN_OR_RETURN(*cache, ResponseCache::open(o.response_cache, co));
+  }
+  if (!o.usage_db.empty()) {
+    FRUGAL_ASSIGN_OR_RETURN(*ledger, UsageLedger::open(o.usage_db));
+  }
+  return Status::Ok();
+}
+
+// The startup block (stdout, flushed): model, kernels and threads, template, KV pool, limits, and the
+// listening address with the real port last, so that scripts and tests can read it.
+void print_banner(const ServeOptions& o, const Model& model, const Runtime& rt, const std::string& template_name,
+                  const Engine& engine, const ApiKeys& keys, const std::string& model_id, int port) {
+  const EngineConfig& c = engine.config();
+  const size_t per_tok = engine.kv_bytes_per_token();
+  std::printf("frugal serve: model %s (%s, %s params) as \"%s\"\n", o.model.c_str(),
+              model_description(model.gguf(), model.n_params()).c_str(), format_count(model.n_params()).c_str(),
+              model_id.c_str());
+  std::printf("frugal serve: %s kernels, %d threads, chat template %s\n", isa_name(rt.isa), rt.n_threads,
+              template_name.c_str());
+  std::printf("frugal serve: KV pool %lld tokens (%lld blocks of %d), %zu bytes/token, %s, %s; context %lld per sequence\n",
+              (long long)c.kv_tokens, (long long)(c.kv_tokens / c.block_size), c.block_size, per_tok,
+              dtype_name(c.kv_type), format_bytes((uint64_t)c.kv_tokens * per_tok).c_str(), (long long)c.n_ctx);
+  std::printf("frugal serve: max seqs %d, max batched tokens %lld, max waiting %lld, prefix cache %s\n", c.max_seqs,
+              (long long)c.max_batched_tokens, (long long)c.max_waiting, c.prefix_caching ? "on" : "off");
+  std::printf("frugal serve: api keys %s, response cache %s, usage ledger %s, cost %.4g USD/hour\n",
+              keys.enabled() ? (std::to_string(keys.size()) + (o.protect_metrics ? " (metrics protected)" : "")).c_str()
+                             : "off (open server)",
+              o.response_cache.c_str(), o.usage_db.empty() ? "off" : o.usage_db.c_str(), o.cost_per_hour);
+  std::printf("frugal serve: listening on http://%s:%d\n", o.host.c_str(), port);
+  std::fflush(stdout);
+}
+
+// SIGINT/SIGTERM: /ready 503 and no new requests, running ones finish within --drain-timeout (a second
+// signal cuts it short), then the listener and the engine stop.
+void drain_and_stop(const ServeOptions& o, int sig, const sigset_t& sigs, HttpServer& server, Engine& engine) {
+  std::fprintf(stderr, "frugal serve: %s: draining (%lld in flight, up to %.0f s; signal again to stop now)\n",
+               sig == SIGINT ? "SIGINT" : "SIGTERM", (long long)server.in_flight(), o.drain_timeout);
+  server.begin_drain();
+  const double end = now_seconds() + o.drain_timeout;
+  bool idle = false;
+  while (!(idle = server.wait_idle(0.2)) && now_seconds() < end) {
+    timespec ts{0, 0};
+    if (sigtimedwait(&sigs, nullptr, &ts) > 0) break;
+  }
+  const int64_t left = server.in_flight();
+  server.stop();
+  engine.stop();
+  std::fprintf(stderr, "frugal serve: stopped%s\n", idle ? "" : (" (" + std::to_string(left) + " requests cancelled)").c_str());
+}
+
 Status serve(const ServeOptions& o) {
   if (o.port < 0 || o.port > 65535) return invalid_argument("--port must be in 0..65535");
   if (o.max_body <= 0) return invalid_argument("--max-body must be > 0");
@@ -184,16 +240,8 @@ Status serve(const ServeOptions& o) {
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::create(*model, *tok, *rt.backend, ec, rt.pool.get()));
 
   std::unique_ptr<ResponseCache> cache;
-  if (o.response_cache != "off") {
-    ResponseCache::Options co;
-    co.ttl_s = o.response_cache_ttl;
-    co.max_entries = o.response_cache_entries;
-    FRUGAL_ASSIGN_OR_RETURN(cache, ResponseCache::open(o.response_cache, co));
-  }
   std::unique_ptr<UsageLedger> ledger;
-  if (!o.usage_db.empty()) {
-    FRUGAL_ASSIGN_OR_RETURN(ledger, UsageLedger::open(o.usage_db));
-  }
+  FRUGAL_RETURN_IF_ERROR(open_stores(o, &cache, &ledger));
   ResponseCache* cache_ptr = cache.get();
   Engine* engine_ptr = engine.get();
   std::function<CacheGaugeValues()> cache_fn;
@@ -223,45 +271,15 @@ Status serve(const ServeOptions& o) {
   HttpServer server(deps, ho);
   FRUGAL_RETURN_IF_ERROR(server.start(o.host, o.port));
 
-  const EngineConfig& c = engine->config();
-  const size_t per_tok = engine->kv_bytes_per_token();
-  std::printf("frugal serve: model %s (%s, %s params) as \"%s\"\n", o.model.c_str(),
-              model_description(model->gguf(), model->n_params()).c_str(), format_count(model->n_params()).c_str(),
-              ho.model_id.c_str());
-  std::printf("frugal serve: %s kernels, %d threads, chat template %s\n", isa_name(rt.isa), rt.n_threads,
-              template_name.c_str());
-  std::printf("frugal serve: KV pool %lld tokens (%lld blocks of %d), %zu bytes/token, %s, %s; context %lld per sequence\n",
-              (long long)c.kv_tokens, (long long)(c.kv_tokens / c.block_size), c.block_size, per_tok,
-              dtype_name(c.kv_type), format_bytes((uint64_t)c.kv_tokens * per_tok).c_str(), (long long)c.n_ctx);
-  std::printf("frugal serve: max seqs %d, max batched tokens %lld, max waiting %lld, prefix cache %s\n", c.max_seqs,
-              (long long)c.max_batched_tokens, (long long)c.max_waiting, c.prefix_caching ? "on" : "off");
-  std::printf("frugal serve: api keys %s, response cache %s, usage ledger %s, cost %.4g USD/hour\n",
-              keys.enabled() ? (std::to_string(keys.size()) + (o.protect_metrics ? " (metrics protected)" : "")).c_str()
-                             : "off (open server)",
-              o.response_cache.c_str(), o.usage_db.empty() ? "off" : o.usage_db.c_str(), o.cost_per_hour);
-  std::printf("frugal serve: listening on http://%s:%d\n", o.host.c_str(), server.port());
-  std::fflush(stdout);
+  print_banner(o, *model, rt, template_name, *engine, keys, ho.model_id, server.port());
 
-  int sig = wait_for_signal(sigs, server, 1e18);
+  const int sig = wait_for_signal(sigs, server, 1e18);
   if (sig == 0) {
     engine->stop();
     return io_error("the HTTP listener on " + o.host + ":" + std::to_string(server.port()) + " stopped");
   }
-  std::fprintf(stderr, "frugal serve: %s: draining (%lld in flight, up to %.0f s; signal again to stop now)\n",
-               sig == SIGINT ? "SIGINT" : "SIGTERM", (long long)server.in_flight(), o.drain_timeout);
-  server.begin_drain();
-  const double end = now_seconds() + o.drain_timeout;
-  bool idle = false;
-  while (!(idle = server.wait_idle(0.2)) && now_seconds() < end) {
-    timespec ts{0, 0};
-    if (sigtimedwait(&sigs, nullptr, &ts) > 0) break;
-  }
-  const int64_t left = server.in_flight();
-  server.stop();
-  engine->stop();
+  drain_and_stop(o, sig, sigs, server, *engine);
   if (ledger) (void)ledger->flush();
-  std::fprintf(stderr, "frugal serve: stopped%s\n",
-               idle ? "" : (" (" + std::to_string(left) + " requests cancelled)").c_str());
   return Status::Ok();
 }
 

@@ -366,8 +366,8 @@ bool prepare(HttpServerImpl& srv, Job& job, const httplib::Request& q, httplib::
     if (!text.ok()) return send_error(res, invalid_request("chat template: " + text.status().message(), "messages")), false;
     *rendered = std::move(text).value();
     const std::string bos = tok.bos() != Tokenizer::kNoToken ? tok.token_text(tok.bos()) : "";
-    const bool has_bos = !bos.empty() && rendered->compare(0, bos.size(), bos) == 0;
-    *tokens = tok.encode(*rendered, /*add_special=*/!has_bos, /*parse_special=*/true);
+    // Templates usually write the BOS text themselves: then no second BOS token.
+    *tokens = tok.encode(*rendered, /*add_special=*/!starts_with_bos(*rendered, bos), /*parse_special=*/true);
   } else if (!job.req.prompt_tokens.empty()) {
     *tokens = job.req.prompt_tokens;
   } else {
