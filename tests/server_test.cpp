@@ -297,7 +297,7 @@ TEST_F(ServerTest, BadRequests) {
   std::string longp;
   for (int i = 0; i < 40; ++i) longp += kLongPrompt + " ";
   const size_t n = tok_->encode(longp, true, true).size();
-  expect_error(post("/v1/completions", {{"prompt", longp}}), 400, std::to_string(n) + " tokens");
+  expect_error(post("/v1/completions", {{"prompt", longp}}), 400, std::to_string(n) + " tokens", "prompt");
   expect_error(post("/v1/completions", {{"prompt", longp}}), 400, "256");
   // Over --max-body (64 KiB).
   const std::string big = json{{"prompt", std::string(100 * 1024, 'a')}}.dump();
@@ -351,7 +351,9 @@ TEST_F(ServerTest, QueueFullIs503) {
   // refused at once.
   for (int i = 0; i < 2000 && server_->in_flight() < 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   ASSERT_EQ(server_->in_flight(), 1);
-  expect_error(post("/v1/completions", body), 503, "too many requests are waiting");
+  auto refused = post("/v1/completions", body);
+  expect_error(refused, 503, "too many requests are waiting");
+  EXPECT_EQ(refused->get_header_value("Retry-After"), "1");
   step_until([&] { return first_status.load() != 0; });
   first.join();
   EXPECT_EQ(first_status.load(), 200);

@@ -263,10 +263,11 @@ bool decode_choices(const std::string& payload, std::vector<ChoiceResult>* out) 
   }
 }
 
-ApiError submit_error(const Status& s) {
+ApiError submit_error(ApiRoute route, const Status& s) {
+  const char* prompt_field = route == ApiRoute::kChatCompletions ? "messages" : "prompt";
   switch (s.code()) {
-    case StatusCode::kInvalidArgument: return invalid_request(s.message());
-    case StatusCode::kOutOfRange: return invalid_request(s.message(), "messages", "context_length_exceeded");
+    case StatusCode::kInvalidArgument: return invalid_request(s.message(), prompt_field);
+    case StatusCode::kOutOfRange: return invalid_request(s.message(), prompt_field, "context_length_exceeded");
     case StatusCode::kUnavailable: return api_error(503, "server_error", s.message(), "overloaded");
     default: return api_error(500, "server_error", s.message());
   }
@@ -332,8 +333,9 @@ void HttpServerImpl::handle_generate(ApiRoute route, const httplib::Request& q, 
     g.cache_salt = opt.cache_salt;
     StatusOr<std::shared_ptr<RequestStream>> s = deps.engine->submit(std::move(g));
     if (!s.ok()) {
-      const ApiError e = submit_error(s.status());
+      const ApiError e = submit_error(route, s.status());
       job->http_status = e.http_status;
+      if (e.http_status == 503) res.set_header("Retry-After", "1");
       job->choices.resize(job->streams.size());
       return send_error(res, e);
     }
