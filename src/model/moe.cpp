@@ -5,6 +5,9 @@
 #include <limits>
 #include <string>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "base/check.h"
 
 namespace frugal {
@@ -32,6 +35,26 @@ void top_k(const float* s, int64_t n, int64_t k, int32_t* out) {
       --j;
     }
     out[j] = i;
+  }
+}
+
+// Asks the kernel to start reading the (memory-mapped) pages of [p, p + n) now, asynchronously.
+void advise_willneed(const uint8_t* p, size_t n) {
+  static const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(p) & ~(page - 1);
+  const uintptr_t end = reinterpret_cast<uintptr_t>(p) + n;
+  madvise(reinterpret_cast<void*>(begin), end - begin, MADV_WILLNEED);  // advisory: errors are harmless
+}
+
+// Prefetch of the experts a forward is about to run for the first time (their pages may still be on disk:
+// a cold start of a model larger than the page cache); later runs find them resident, so no syscalls.
+void prefetch_new_experts(const MoeLayerWeights& w, const MoeStats& stats, int64_t layer, const int32_t* offset,
+                          int64_t E, int64_t F, int64_t D) {
+  for (int64_t e = 0; e < E; ++e) {
+    if (offset[e + 1] == offset[e] || stats.runs(layer, e) > 0) continue;
+    advise_willneed(w.gate_exps.row(e * F), (size_t)F * w.gate_exps.row_bytes);
+    advise_willneed(w.up_exps.row(e * F), (size_t)F * w.up_exps.row_bytes);
+    advise_willneed(w.down_exps.row(e * D), (size_t)D * w.down_exps.row_bytes);
   }
 }
 
@@ -209,6 +232,7 @@ void moe_ffn(Backend& be, const ModelConfig& c, const MoeLayerWeights& w, int64_
   }
 
   if (stats && layer == m.n_layer_dense_lead) stats->add_tokens((uint64_t)T);
+  if (stats) prefetch_new_experts(w, *stats, layer, ws.offset.data(), E, F, D);
 
   // 3. run each selected expert once over its tokens (and the shared experts over all tokens): gate and
   //    up of all of them in one matmul_multi, then the down projections in another

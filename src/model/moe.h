@@ -7,6 +7,8 @@
 //                expert e's slice of the 3-D ffn_*_exps tensors; experts nobody picked are never read)
 //   out[t] = sum over t's experts in ascending id of w·y  (+ shared experts(f[t]), unweighted)
 //   x[t] += out[t]
+// Experts about to run for the first time (stats counters at 0) get madvise(WILLNEED) on their slices
+// first, so a cold, memory-mapped model reads them from disk ahead of the matmuls.
 //
 // A token's result never depends on the other tokens in the batch (fixed per-token summation order and
 // the backend's row-independent matmul).
