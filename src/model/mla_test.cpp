@@ -5,6 +5,7 @@
 // Both share the q/kv projections (mla_qkv) and the FFN code; the golden tests check those against llama.cpp.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -247,6 +248,90 @@ TEST(MlaCache, LatentModeStoresOnlyTheLatentRow) {
   EXPECT_EQ(v.v_row_bytes, v.k_row_bytes);
   EXPECT_EQ(reinterpret_cast<const float*>(v.v_row(5))[63], 63.f);
   EXPECT_EQ(reinterpret_cast<const float*>(v.k_row(5))[79], 79.f);
+}
+
+// YaRN (rope.scaling yarn, factor 40, yarn_log_multiplier 0.0707: RoPE magnitude 1, mscale^2 in the kq scale)
+// with q-LoRA, sigmoid+bias routing and groups, against llama.cpp: llama-server (commit 80fb11ac, the goldens'
+// build; F32 KV, flash attention off) greedily continued this prompt on the model below, written by our
+// writer (byte-reproducible from the spec), and returned the top-5 log-probabilities of each step.
+// The same model without YaRN keys differs from these by up to 6.3 in log-probability.
+TEST(MlaYarn, MatchesLlamaCppLogprobs) {
+  SynthSpec s;
+  s.arch = "deepseek2";
+  s.n_embd = 256;
+  s.n_layer = 2;
+  s.n_head = 4;
+  s.n_ff = 256;
+  s.n_ctx = 4096;
+  s.n_layer_dense_lead = 1;
+  s.q_lora_rank = 128;
+  s.kv_lora_rank = 128;
+  s.qk_nope = 32;
+  s.qk_rope = 32;
+  s.v_head = 32;
+  s.n_expert = 8;
+  s.n_expert_used = 2;
+  s.n_ff_exp = 64;
+  s.n_expert_shared = 1;
+  s.gate_sigmoid = true;
+  s.exp_probs_b = true;
+  s.expert_weights_norm = true;
+  s.expert_weights_scale = 2.5f;
+  s.n_expert_groups = 4;
+  s.n_expert_groups_used = 2;
+  s.yarn_factor = 40.f;
+  s.yarn_log_mul = 0.0707f;
+  s.fan_in_std = true;
+  s.weight_type = "F32";
+  s.vocab_from = std::string(FRUGAL_SHARED_DIR) + "/models/stories260K.gguf";
+  struct Step {
+    int32_t id;
+    std::pair<int32_t, float> top[5];
+  };
+  const Step steps[] = {
+      {411, {{411, -1.237783f}, {49, -1.702774f}, {75, -2.502974f}, {367, -2.977281f}, {304, -3.195042f}}},
+      {345, {{345, -0.923629f}, {48, -2.194195f}, {356, -2.293806f}, {254, -2.351162f}, {346, -3.457491f}}},
+      {413, {{413, -1.182951f}, {397, -2.321423f}, {435, -2.945811f}, {221, -3.054968f}, {184, -3.081323f}}},
+      {98, {{98, -0.897758f}, {33, -1.487464f}, {146, -2.705986f}, {86, -2.710996f}, {81, -3.960552f}}},
+      {21, {{21, -1.190132f}, {202, -2.294785f}, {10, -3.099483f}, {256, -3.175435f}, {478, -3.345078f}}},
+      {434, {{434, -0.652766f}, {187, -1.401194f}, {350, -3.193691f}, {85, -4.169901f}, {423, -4.188047f}}},
+      {275, {{275, -0.184958f}, {508, -3.187932f}, {406, -3.841216f}, {65, -4.526107f}, {407, -4.626281f}}},
+      {374, {{374, -1.363448f}, {263, -2.194466f}, {464, -2.529684f}, {183, -2.711316f}, {503, -2.713036f}}},
+      {439, {{439, -1.930124f}, {208, -2.038121f}, {283, -2.592589f}, {254, -2.708701f}, {253, -2.771600f}}},
+      {373, {{373, -0.632147f}, {355, -1.568989f}, {504, -3.599707f}, {19, -3.710186f}, {76, -3.864256f}}},
+      {338, {{338, -0.396588f}, {262, -3.246988f}, {323, -3.882057f}, {176, -3.958514f}, {94, -4.060383f}}},
+      {290, {{290, -1.538339f}, {263, -1.648406f}, {37, -2.223220f}, {239, -2.732513f}, {456, -2.760523f}}},
+  };
+  const std::string path = (std::filesystem::temp_directory_path() / "frugal-mla-yarn.gguf").string();
+  ASSERT_TRUE(write_synth_model(s, path).ok());
+  auto loaded = Model::load(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  Model& model = **loaded;
+  const int64_t V = model.config().n_vocab;
+  std::vector<int32_t> tokens = kDeepseekTokens;
+  const int64_t P = (int64_t)tokens.size();
+  for (const Step& st : steps) tokens.push_back(st.id);
+  tokens.pop_back();
+  const int64_t T = (int64_t)tokens.size();
+  std::vector<int32_t> pos((size_t)T);
+  for (int64_t t = 0; t < T; ++t) pos[(size_t)t] = (int32_t)t;
+  ThreadPool pool(2);
+  auto be = make_cpu_backend(&pool, detect_isa());
+  KvCache kv(model.config(), 64, DType::F32);
+  std::vector<float> logits((size_t)(T * V));
+  ASSERT_TRUE(model.forward(*be, kv, tokens.data(), pos.data(), T, logits.data(), LogitsMode::kAll).ok());
+  double worst = 0;
+  for (size_t i = 0; i < std::size(steps); ++i) {
+    const float* row = logits.data() + (P - 1 + (int64_t)i) * V;
+    const float mx = *std::max_element(row, row + V);
+    double sum = 0;
+    for (int64_t v = 0; v < V; ++v) sum += std::exp((double)row[v] - mx);
+    const double lse = mx + std::log(sum);
+    EXPECT_EQ(std::max_element(row, row + V) - row, steps[i].id) << "step " << i;
+    for (const auto& [id, lp] : steps[i].top) worst = std::max(worst, std::abs(row[id] - lse - lp));
+  }
+  EXPECT_LE(worst, 1e-4);  // measured 5.5e-6
+  std::remove(path.c_str());
 }
 
 }  // namespace
