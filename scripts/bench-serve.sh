@@ -64,6 +64,7 @@ run_level() {  # label concurrency
 
 IFS=',' read -ra levels <<< "$concs"
 for c in "${levels[@]}"; do
+  port=$((port + 1))  # a fresh port per server start (the previous one may linger in TIME_WAIT)
   echo "[bench-serve] frugal, concurrency $c" >&2
   "$frugal" serve -m "$model" -t "$threads" --host 127.0.0.1 --port "$port" --max-seqs "$c" --ctx-size "$ctx" \
     --kv-cache-tokens $(( c * ctx )) --no-prefix-cache --response-cache off >/tmp/bench-serve-frugal.log 2>&1 &
@@ -72,6 +73,7 @@ for c in "${levels[@]}"; do
   run_level frugal "$c"
   cleanup; pid=""
   if [[ -n "$server" ]]; then
+    port=$((port + 1))
     echo "[bench-serve] llama.cpp, concurrency $c" >&2
     "$server" -m "$model" -t "$threads" -tb "$threads" --host 127.0.0.1 --port "$port" --parallel "$c" \
       -c $(( c * ctx )) --no-cache-prompt --no-webui >/tmp/bench-serve-llamacpp.log 2>&1 &
