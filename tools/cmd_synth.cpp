@@ -21,8 +21,15 @@ Status synth(const SynthOptions& o) {
                             : s.n_vocab > 0       ? std::to_string(s.n_vocab) + " synthetic tokens"
                                                   : "synthetic byte vocabulary";
   std::fprintf(stderr, "frugal synth: wrote %s (%s, n_embd %d, %d layers, %d/%d heads, n_ff %d, %s, vocab: %s)\n",
-               o.output.c_str(), s.arch.c_str(), s.n_embd, s.n_layer, s.n_head, s.n_head_kv, s.n_ff,
-               s.weight_type.c_str(), vocab.c_str());
+               o.output.c_str(), s.arch.c_str(), s.n_embd, s.n_layer, s.n_head,
+               s.arch == "deepseek2" ? (s.mla_split ? 1 : s.n_head) : s.n_head_kv, s.n_ff, s.weight_type.c_str(),
+               vocab.c_str());
+  if (s.arch == "deepseek" || s.arch == "deepseek2")
+    std::fprintf(stderr, "frugal synth: moe %d experts top-%d, %d shared, n_ff_exp %d, %d dense leading layers\n",
+                 s.n_expert, s.n_expert_used, s.n_expert_shared, s.n_ff_exp, s.n_layer_dense_lead);
+  if (s.arch == "deepseek2")
+    std::fprintf(stderr, "frugal synth: mla q_lora %d, kv_lora %d, qk_nope %d, qk_rope %d, v_head %d, %s form\n",
+                 s.q_lora_rank, s.kv_lora_rank, s.qk_nope, s.qk_rope, s.v_head, s.mla_split ? "split k_b/v_b" : "kv_b");
   return Status::Ok();
 }
 
@@ -69,6 +76,7 @@ Command add_synth_command(CLI::App& root) {
   app->add_flag("!--kv-b", s.mla_split, "write the older attn_kv_b form instead of attn_k_b/attn_v_b");
   app->add_option("--yarn-factor", s.yarn_factor, "YaRN rope scaling factor (deepseek2; > 1 enables)");
   app->add_option("--yarn-log-mul", s.yarn_log_mul, "rope.scaling.yarn_log_multiplier");
+  app->add_option("--yarn-orig-ctx", s.yarn_orig_ctx, "rope.scaling.original_context_length")->capture_default_str();
   return Command{app, [o] { return synth(*o); }};
 }
 
