@@ -149,6 +149,21 @@ TEST_P(ConsistencyTest, F16KvCacheIsClose) {
   EXPECT_LE(nmse(run(*be, 64, DType::F16), run(*be, 64, DType::F32)), budget);
 }
 
+// Q8_0 K/V (blocks of 32 with an f16 scale): further from F32 than F16 K/V, and the SIMD attention over
+// it must agree with the scalar reference's reading of the same format. Budgets measured with margin.
+TEST_P(ConsistencyTest, Q8KvCacheIsCloseAndIsaPathsAgree) {
+  ThreadPool pool(2);
+  auto be = make_cpu_backend(&pool, detect_isa());
+  auto ref = make_ref_backend();
+  const std::vector<float> q8 = run(*be, 64, DType::Q8_0);
+  const double d_f32 = nmse(q8, run(*be, 64, DType::F32));
+  const double d_ref = nmse(q8, run(*ref, 64, DType::Q8_0));
+  std::printf("%s: q8_0 KV vs f32 KV nmse %.3g, cpu vs ref on q8_0 KV %.3g\n", GetParam().name.c_str(), d_f32, d_ref);
+  EXPECT_LE(d_f32, GetParam().ref_budget < 1e-5 ? 1e-3 : 1e-2);
+  EXPECT_LE(d_ref, GetParam().ref_budget < 1e-5 ? 1e-9 : 3e-4);
+  EXPECT_EQ(run(*be, 7, DType::Q8_0), q8) << "chunked prefill differs on a q8_0 cache";
+}
+
 INSTANTIATE_TEST_SUITE_P(Synth, ConsistencyTest, ::testing::ValuesIn(cases()),
                          [](const auto& info) { return info.param.name; });
 

@@ -62,7 +62,8 @@ StatusOr<DType> parse_kv_type(const std::string& name) {
   for (char& c : n) c = (char)std::tolower((unsigned char)c);
   if (n == "f32") return DType::F32;
   if (n == "f16") return DType::F16;
-  return invalid_argument("--kv-type: unknown KV cache type '" + name + "' (expected f32 or f16)");
+  if (n == "q8_0") return DType::Q8_0;
+  return invalid_argument("unknown KV cache type '" + name + "' (expected f32, f16 or q8_0)");
 }
 
 StatusOr<Runtime> make_runtime(int n_threads, const std::string& isa_name) {

@@ -124,7 +124,7 @@ Command add_batched_bench_command(CLI::App& root) {
   app->add_option("--npl", o->npl, "parallel sequences, comma-separated")->capture_default_str();
   app->add_option("-t,--threads", o->threads, "threads (default: number of cores)");
   app->add_option("-b,--batch-size", o->n_batch, "max tokens per engine step")->capture_default_str();
-  app->add_option("--kv-type", o->kv_type, "KV cache type: f32 or f16")->capture_default_str();
+  app->add_option("--kv-type", o->kv_type, "KV cache type: f32, f16 or q8_0")->capture_default_str();
   app->add_option("--isa", o->isa, "kernels: scalar, avx2, avx512 or auto")->capture_default_str();
   app->add_option("--seed", o->seed, "seed of the random prompts")->capture_default_str();
   return Command{app, [o] { return run(*o); }};

@@ -139,6 +139,7 @@ StatusOr<TestResult> run_test(Model& model, Runtime& rt, DType kv_type, int64_t 
   Rng rng(1234);
   for (int32_t& t : tokens) t = (int32_t)(rng.next_u64() % (uint64_t)cfg.n_vocab);
   std::vector<float> logits((size_t)cfg.n_vocab);
+  FRUGAL_RETURN_IF_ERROR(KvCache::supports(cfg, kv_type));
   KvCache kv(cfg, n, kv_type);
   if (!o.no_warmup) {
     FRUGAL_RETURN_IF_ERROR(
@@ -281,7 +282,7 @@ Command add_bench_command(CLI::App& root) {
   app->add_option("-r,--repetitions", o->reps, "timed repetitions per test")->capture_default_str();
   app->add_option("-o,--output", o->output, "output format: md or json")->capture_default_str();
   app->add_option("-b,--batch-size", o->n_batch, "prompt tokens per forward pass")->capture_default_str();
-  app->add_option("--kv-type", o->kv_type, "KV cache type: f32 or f16")->capture_default_str();
+  app->add_option("--kv-type", o->kv_type, "KV cache type: f32, f16 or q8_0")->capture_default_str();
   app->add_option("--isa", o->isa, "kernels: scalar, avx2, avx512 or auto")->capture_default_str();
   app->add_flag("--no-warmup", o->no_warmup, "skip the warm-up run");
   app->add_flag("--moe-stats", o->moe_stats,

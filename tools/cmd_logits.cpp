@@ -39,6 +39,7 @@ Status logits(const LogitsOptions& o) {
     tokens.push_back((int32_t)list[(size_t)i]);
     pos.push_back((int32_t)i);
   }
+  FRUGAL_RETURN_IF_ERROR(KvCache::supports(cfg, kv_type));
   KvCache kv(cfg, T, kv_type);
   std::vector<float> out((size_t)(T * V));
   if (o.mode == "batch") {
@@ -64,7 +65,7 @@ Command add_logits_command(CLI::App& root) {
   app->add_option("-m,--model", o->model, "GGUF model file")->required();
   app->add_option("--tokens", o->tokens, "token ids, comma-separated (positions 0..T-1)")->required();
   app->add_option("--mode", o->mode, "batch (one forward) or seq (one token per forward)")->capture_default_str();
-  app->add_option("--kv-type", o->kv_type, "KV cache type: f32 or f16")->capture_default_str();
+  app->add_option("--kv-type", o->kv_type, "KV cache type: f32, f16 or q8_0")->capture_default_str();
   app->add_option("-o,--output", o->output, "output .npy file")->required();
   app->add_option("-t,--threads", o->threads, "threads (default: number of cores)");
   app->add_option("--isa", o->isa, "kernels: scalar, avx2, avx512 or auto")->capture_default_str();

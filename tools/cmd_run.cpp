@@ -63,6 +63,7 @@ Status run(const RunOptions& o) {
   std::fprintf(stderr, "frugal run: sampling %s\n", sp.summary().c_str());
   std::fprintf(stderr, "frugal run: prompt %zu tokens\n", ids.size());
 
+  FRUGAL_RETURN_IF_ERROR(KvCache::supports(cfg, kv_type));
   KvCache kv(cfg, n_ctx, kv_type);
   std::fprintf(stderr, "frugal run: kv cache %llu bytes per token%s, %s for %lld positions\n",
                (unsigned long long)kv.bytes_per_token(),
@@ -117,7 +118,7 @@ Command add_run_command(CLI::App& root) {
   app->add_option("--frequency-penalty", o->sampling.frequency_penalty, "frequency penalty (0: off)")
       ->capture_default_str();
   app->add_option("--seed", o->seed, "sampling seed (-1: random)")->capture_default_str();
-  app->add_option("--kv-type", o->kv_type, "KV cache type: f32 or f16")->capture_default_str();
+  app->add_option("--kv-type", o->kv_type, "KV cache type: f32, f16 or q8_0")->capture_default_str();
   app->add_option("--isa", o->isa, "kernels: scalar, avx2, avx512 or auto")->capture_default_str();
   app->add_flag("--parse-special", o->parse_special, "treat special-token text in the prompt as special tokens");
   return Command{app, [o] { return run(*o); }};

@@ -303,7 +303,7 @@ Command add_serve_command(CLI::App& root) {
       ->capture_default_str();
   app->add_option("--kv-cache-mem", o->kv_cache_mem, "KV pool size, e.g. 2GiB (default: max-seqs full contexts, <= 2 GiB)");
   app->add_option("--kv-cache-tokens", o->kv_cache_tokens, "KV pool size in tokens (instead of --kv-cache-mem)");
-  app->add_option("--kv-cache-type", o->kv_type, "KV cache type: f16 or f32")->capture_default_str();
+  app->add_option("--kv-cache-type", o->kv_type, "KV cache type: f16, f32 or q8_0")->capture_default_str();
   app->add_flag("--no-prefix-cache", o->no_prefix_cache, "do not reuse KV blocks of identical prompt prefixes");
   app->add_option("--cost-per-hour", o->cost_per_hour, "what the machine costs, USD/hour (usage.cost_usd, metrics)")
       ->capture_default_str();

@@ -42,7 +42,8 @@ struct RopeParams {
   const float* freq_factors = nullptr;  // optional [n_dims/2] divisors (rope_freqs.weight)
 };
 
-// Keys/values of one sequence for one layer: rows of Hkv*Dh values in `type` (F32 or F16). Position r of
+// Keys/values of one sequence for one layer: rows of Hkv*Dh values in `type` (F32, F16, or Q8_0 with
+// head dims that are multiples of 32 so every head starts a block). Position r of
 // the sequence is storage row row(r): r itself when block_table is null (one contiguous sequence), else
 // row block_table[r >> block_shift] * block_size + (r & (block_size - 1)) (the paged cache; block_size is
 // a power of two). Only positions [0, n_kv) are valid.

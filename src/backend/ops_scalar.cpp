@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "base/half.h"
 
@@ -78,6 +79,12 @@ void rope_head(float* x, const float* cs, const RopeParams& p) {
 namespace {
 
 inline float kv_at(const uint8_t* r, DType type, int64_t col) {
+  if (type == DType::Q8_0) {  // blocks of 32: {f16 d, int8 qs[32]}
+    const uint8_t* b = r + (size_t)(col >> 5) * 34;
+    uint16_t d;
+    std::memcpy(&d, b, 2);
+    return fp16_to_f32(d) * (float)(int8_t)b[2 + (col & 31)];
+  }
   if (type == DType::F32) return reinterpret_cast<const float*>(r)[col];
   return fp16_to_f32(reinterpret_cast<const uint16_t*>(r)[col]);
 }

@@ -45,7 +45,7 @@ void RequestStream::push(GenerationEvent ev) {
 Status EngineConfig::validate(const ModelConfig& model) {
   if (n_ctx < 0) return invalid_argument("context size must be >= 0 (0 = the model's), got " + std::to_string(n_ctx));
   if (n_ctx == 0) n_ctx = model.n_ctx_train > 0 ? model.n_ctx_train : 4096;
-  if (kv_type != DType::F16 && kv_type != DType::F32) return invalid_argument("KV cache type must be f16 or f32");
+  FRUGAL_RETURN_IF_ERROR(KvCache::supports(model, kv_type));
   if (block_size < 1 || block_size > 1024 || (block_size & (block_size - 1)) != 0)
     return invalid_argument("KV block size must be a power of two in [1, 1024], got " + std::to_string(block_size));
   if (max_seqs < 1) return invalid_argument("max sequences must be >= 1, got " + std::to_string(max_seqs));
@@ -53,8 +53,7 @@ Status EngineConfig::validate(const ModelConfig& model) {
     return invalid_argument("max batched tokens must be >= 1, got " + std::to_string(max_batched_tokens));
   if (max_waiting < 0) return invalid_argument("max waiting requests must be >= 0, got " + std::to_string(max_waiting));
   if (kv_tokens < 0) return invalid_argument("KV cache tokens must be >= 0, got " + std::to_string(kv_tokens));
-  const uint64_t per_token =
-      (uint64_t)model.n_layer * (uint64_t)(model.n_embd_k_gqa() + model.n_embd_v_gqa()) * (kv_type == DType::F32 ? 4 : 2);
+  const uint64_t per_token = KvCache::bytes_per_token(model, kv_type);
   if (kv_tokens == 0) {
     // Default: every sequence can hold a full context, within 2 GiB.
     const uint64_t want = std::min<uint64_t>((uint64_t)max_seqs * (uint64_t)n_ctx * per_token, uint64_t{2} << 30);

@@ -230,6 +230,14 @@ TEST_F(EngineTest, AdmissionErrorsSayWhy) {
   EXPECT_EQ(e->submit(greedy(kPrompt, 4)).status().code(), StatusCode::kUnavailable);
 }
 
+TEST_F(EngineTest, Q8KvCacheNeedsHeadDimsOfBlocks) {
+  EngineConfig c = small_config();
+  c.kv_type = DType::Q8_0;  // stories260K has head dim 8
+  auto e = Engine::create(*model_, *tok_, *backend_, c, pool_);
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("multiples of 32"), std::string::npos) << e.status().message();
+}
+
 TEST_F(EngineTest, MaxTokensIsClampedToTheContext) {
   EngineConfig c = small_config();
   c.n_ctx = 32;

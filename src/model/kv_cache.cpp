@@ -3,18 +3,37 @@
 #include <cstring>
 
 #include "base/check.h"
+#include "backend/quant_ref.h"
 #include "base/half.h"
 #include "model/config.h"
 
 namespace frugal {
 
+// Bytes of a row of `width` values.
+static size_t row_bytes(int64_t width, DType type) {
+  if (type == DType::Q8_0) return (size_t)(width / 32) * 34;
+  return (size_t)width * (type == DType::F32 ? 4 : 2);
+}
+
+Status KvCache::supports(const ModelConfig& c, DType type) {
+  if (type == DType::F32 || type == DType::F16) return Status::Ok();
+  if (type != DType::Q8_0) return invalid_argument(std::string("KV cache type ") + dtype_name(type) + " is not supported (f32, f16, q8_0)");
+  if (c.head_dim_k % 32 != 0 || c.head_dim_v % 32 != 0)
+    return invalid_argument("a q8_0 KV cache needs head dimensions that are multiples of 32; this model has K " +
+                            std::to_string(c.head_dim_k) + ", V " + std::to_string(c.head_dim_v) + " (use f16)");
+  return Status::Ok();
+}
+
+size_t KvCache::bytes_per_token(const ModelConfig& c, DType type) {
+  return (size_t)c.n_layer * (row_bytes(c.n_embd_k_gqa(), type) + row_bytes(c.n_embd_v_gqa(), type));
+}
+
 KvCache::KvCache(const ModelConfig& c, int64_t n_ctx, DType type)
     : n_layer_(c.n_layer), n_ctx_(n_ctx), k_width_(c.n_embd_k_gqa()), v_width_(c.n_embd_v_gqa()), type_(type) {
-  FRUGAL_CHECK(type == DType::F32 || type == DType::F16);
+  FRUGAL_CHECK_MSG(supports(c, type).ok(), "unsupported KV cache type");
   FRUGAL_CHECK(n_ctx > 0);
-  const size_t es = type == DType::F32 ? 4 : 2;
-  k_row_bytes_ = (size_t)k_width_ * es;
-  v_row_bytes_ = (size_t)v_width_ * es;
+  k_row_bytes_ = row_bytes(k_width_, type);
+  v_row_bytes_ = row_bytes(v_width_, type);
   k_.resize((size_t)n_layer_ * n_ctx_ * k_row_bytes_);
   v_.resize((size_t)n_layer_ * n_ctx_ * v_row_bytes_);
 }
@@ -32,7 +51,9 @@ void KvCache::set_n_past(int64_t n) {
 size_t KvCache::bytes_per_token() const { return (size_t)n_layer_ * (k_row_bytes_ + v_row_bytes_); }
 
 static void store_row(uint8_t* dst, const float* src, int64_t n, DType type) {
-  if (type == DType::F32) {
+  if (type == DType::Q8_0) {
+    qref::from_float_q8_0(src, dst, n);  // the activation quantizer: round half to even, like every ISA path
+  } else if (type == DType::F32) {
     std::memcpy(dst, src, (size_t)n * 4);
   } else {
     uint16_t* d = reinterpret_cast<uint16_t*>(dst);

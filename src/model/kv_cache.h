@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "base/status.h"
 #include "tensor/dtype.h"
 
 namespace frugal {
@@ -25,8 +26,15 @@ struct ModelConfig;
 
 class KvCache {
  public:
-  // type: DType::F32 (exact; used by golden tests) or DType::F16 (half the memory, llama.cpp's default).
+  // type: DType::F32 (exact; used by golden tests), DType::F16 (half the memory, llama.cpp's default) or
+  // DType::Q8_0 (blocks of 32 with an f16 scale, ~53% of F16; needs supports()).
   KvCache(const ModelConfig& config, int64_t n_ctx, DType type = DType::F16);
+
+  // Whether `type` can hold this model's K/V (Q8_0 needs K and V head dims that are multiples of 32); the
+  // message says why not.
+  static Status supports(const ModelConfig& config, DType type);
+  // Bytes one token takes over all layers in `type` (what bytes_per_token() of such a cache returns).
+  static size_t bytes_per_token(const ModelConfig& config, DType type);
 
   int64_t n_ctx() const { return n_ctx_; }
   int64_t n_past() const { return n_past_; }
