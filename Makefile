@@ -7,7 +7,7 @@ MODEL ?= ../shared/models/stories260K.gguf
 PROMPT ?= Once upon a time
 CMAKE_FLAGS ?=
 
-.PHONY: run test build deps clean fuzz sanitize bench bench-kernels
+.PHONY: run serve test build deps clean fuzz sanitize bench bench-kernels bench-serve
 
 deps:
 	@bash scripts/install-deps.sh
@@ -20,6 +20,10 @@ build: deps $(BUILD)/build.ninja
 
 run: build
 	$(BUILD)/frugal run -m $(MODEL) -p "$(PROMPT)" -n 200 --temp 0
+
+# An OpenAI-compatible server on the default model (Ctrl-C drains and stops it).
+serve: build
+	$(BUILD)/frugal serve -m $(MODEL) --port $(or $(PORT),8080)
 
 test: build
 	bash scripts/install-js-deps.sh
@@ -40,6 +44,10 @@ bench-kernels: build
 
 bench: build
 	bash scripts/bench-vs-llamacpp.sh
+
+# Serving benchmark against llama-server: make bench-serve SERVE_MODEL=model.gguf
+bench-serve: build
+	bash scripts/bench-serve.sh -m $(or $(SERVE_MODEL),$(MODEL))
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz
