@@ -81,7 +81,7 @@ TEST(OpenAiE2e, LoadTestSixtyFourClients) {
   std::string out;
   const int rc = run_command("node '" + kSource + "/scripts/load-test.mjs' --url http://127.0.0.1:" +
                                  std::to_string(p.port) +
-                                 " --key sk-load --clients 64 --requests 256 --max-seconds 120 --seed 1",
+                                 " --key sk-load --clients 64 --requests 256 --max-seconds 300 --seed 1",
                              &out);
   EXPECT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("load test: passed"), std::string::npos) << out;

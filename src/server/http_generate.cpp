@@ -160,7 +160,7 @@ void Job::finalize() {
     }
   }
   const double now = now_seconds();
-  if (admitted) {
+  if (admitted && key) {
     const int64_t actual = u.cache_hit ? 0 : u.prompt_tokens * (int64_t)choices.size() + u.completion_tokens;
     srv.limiter.finish(*key, ticket, actual, now);
   }
