@@ -160,7 +160,7 @@ TEST_P(ConsistencyTest, Q8KvCacheIsCloseAndIsaPathsAgree) {
   const double d_ref = nmse(q8, run(*ref, 64, DType::Q8_0));
   std::printf("%s: q8_0 KV vs f32 KV nmse %.3g, cpu vs ref on q8_0 KV %.3g\n", GetParam().name.c_str(), d_f32, d_ref);
   EXPECT_LE(d_f32, GetParam().ref_budget < 1e-5 ? 1e-3 : 1e-2);
-  EXPECT_LE(d_ref, GetParam().ref_budget < 1e-5 ? 1e-9 : 3e-4);
+  EXPECT_LE(d_ref, GetParam().ref_budget < 1e-5 ? 1e-5 : 3e-4);
   EXPECT_EQ(run(*be, 7, DType::Q8_0), q8) << "chunked prefill differs on a q8_0 cache";
 }
 
