@@ -3,9 +3,9 @@
 # llama.cpp's llama-server on the same model, threads and parallel slots, at several concurrencies.
 #
 # Usage: scripts/bench-serve.sh -m MODEL.gguf [-t THREADS] [-c 1,4,16,64] [-n MAX_TOKENS] [--prompt-tokens 32,128,512]
-#                               [--ctx PER_SEQ] [--cost-per-hour USD] [--no-llamacpp] [-o results.jsonl]
+#                               [--ctx PER_SEQ] [--cost-per-hour USD] [-r PER_CLIENT] [--no-llamacpp] [-o results.jsonl]
 # For each concurrency C both servers run with C parallel sequences (frugal --max-seqs C; llama-server
-# --parallel C with C x PER_SEQ context) and get 4 x C requests (at least 8). llama-server comes from
+# --parallel C with C x PER_SEQ context) and get PER_CLIENT x C requests (default 4; at least 8). llama-server comes from
 # scripts/llamacpp/build-llama-bench.sh --target llama-server (built on first use; several minutes).
 # Prints one markdown table: aggregate generation t/s, TTFT p50/p99, inter-token p50/p99, $/M generated
 # tokens, and frugal/llama.cpp throughput ratios. A benchmark, not a test: it never fails on a number.
@@ -13,7 +13,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 model="" threads="$(nproc)" concs="1,4,16,64" max_tokens=64 prompt_tokens="32,128,512" ctx=1024
-cost=1.0 llamacpp=1 out=""
+cost=1.0 llamacpp=1 out="" per_client=4
 while [[ $# -gt 0 ]]; do
   case "$1" in
     -m) model="$2"; shift 2 ;;
@@ -25,6 +25,7 @@ while [[ $# -gt 0 ]]; do
     --cost-per-hour) cost="$2"; shift 2 ;;
     --no-llamacpp) llamacpp=0; shift ;;
     -o) out="$2"; shift 2 ;;
+    -r) per_client="$2"; shift 2 ;;
     -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "bench-serve.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
@@ -56,7 +57,7 @@ PY
 }
 
 run_level() {  # label concurrency
-  local n=$(( 4 * $2 )); [[ $n -lt 8 ]] && n=8
+  local n=$(( per_client * $2 )); [[ $n -lt 8 ]] && n=8
   python3 "$here/bench/serve_client.py" --url "http://127.0.0.1:$port" --concurrency "$2" --requests "$n" \
     --max-tokens "$max_tokens" --prompt-tokens "$prompt_tokens" --cost-per-hour "$cost" --label "$1" \
     --json "$results" >/dev/null || echo "bench-serve.sh: $1 at concurrency $2 had errors (see $results)" >&2

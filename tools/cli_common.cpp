@@ -8,6 +8,10 @@
 #include <sstream>
 #include <thread>
 
+#include "base/timer.h"
+#include "model/kv_cache.h"
+#include "model/model.h"
+
 namespace frugal::cli {
 
 int default_threads() {
@@ -76,6 +80,16 @@ StatusOr<Runtime> make_runtime(int n_threads, const std::string& isa_name) {
   rt.isa = isa;
   rt.n_threads = n_threads;
   return rt;
+}
+
+StatusOr<double> warmup(Model& model, Backend& backend) {
+  const double t0 = now_seconds();
+  KvCache kv(model.config(), 2, DType::F32);
+  const int32_t tokens[2] = {0, 1};
+  const int32_t pos[2] = {0, 1};
+  std::vector<float> logits((size_t)model.config().n_vocab);
+  FRUGAL_RETURN_IF_ERROR(model.forward(backend, kv, tokens, pos, 2, logits.data(), LogitsMode::kLast));
+  return now_seconds() - t0;
 }
 
 StatusOr<std::string> read_text_file(const std::string& path) {

@@ -18,6 +18,10 @@
 #include "gguf/gguf_file.h"
 #include "tensor/dtype.h"
 
+namespace frugal {
+class Model;
+}
+
 namespace frugal::cli {
 
 // One subcommand: its CLI11 app (options bound to state the closure owns) and what runs when it is
@@ -56,6 +60,10 @@ struct Runtime {
   int n_threads = 1;
 };
 StatusOr<Runtime> make_runtime(int n_threads, const std::string& isa_name);
+
+// One small forward pass (2 tokens) so the weights are paged in and the kernels' buffers exist before
+// the first real request; returns its wall time in seconds (what llama.cpp's warm-up does).
+StatusOr<double> warmup(Model& model, Backend& backend);
 
 // Whole file into a string (prompt files). Errors name the path.
 StatusOr<std::string> read_text_file(const std::string& path);

@@ -91,9 +91,10 @@ Status run(const BatchedBenchOptions& o) {
   FRUGAL_ASSIGN_OR_RETURN(Runtime rt, make_runtime(o.threads, o.isa));
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::load(o.model));
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tok, Tokenizer::from_gguf(model->gguf()));
-  std::printf("frugal batched-bench: %s: %s | %s, threads %d | kv %s, n_batch %lld\n\n", o.model.c_str(),
+  FRUGAL_ASSIGN_OR_RETURN(const double warm_s, warmup(*model, *rt.backend));
+  std::printf("frugal batched-bench: %s: %s | %s, threads %d | kv %s, n_batch %lld | warm-up %.0f ms\n\n", o.model.c_str(),
               model_description(model->gguf(), model->n_params()).c_str(), isa_name(rt.isa), rt.n_threads,
-              dtype_name(kv_type), (long long)o.n_batch);
+              dtype_name(kv_type), (long long)o.n_batch, warm_s * 1e3);
   std::printf("|    PP |     TG |    B |   N_KV |   T_PP s | S_PP t/s |   T_TG s | S_TG t/s |      T s |    S t/s |\n");
   std::printf("|-------|--------|------|--------|----------|----------|----------|----------|----------|----------|\n");
   for (int64_t npp : npps) {

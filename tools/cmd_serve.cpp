@@ -238,6 +238,8 @@ Status serve(const ServeOptions& o) {
   std::string template_name;
   FRUGAL_ASSIGN_OR_RETURN(std::shared_ptr<const ChatTemplate> tmpl, load_template(o, *model, *tok, &template_name));
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::create(*model, *tok, *rt.backend, ec, rt.pool.get()));
+  FRUGAL_ASSIGN_OR_RETURN(const double warm_s, warmup(*model, *rt.backend));
+  std::printf("frugal serve: warm-up forward %.0f ms (weights paged in)\n", warm_s * 1e3);
 
   std::unique_ptr<ResponseCache> cache;
   std::unique_ptr<UsageLedger> ledger;
