@@ -21,6 +21,9 @@ Status KvCache::supports(const ModelConfig& c, DType type) {
   if (c.head_dim_k % 32 != 0 || c.head_dim_v % 32 != 0)
     return invalid_argument("a q8_0 KV cache needs head dimensions that are multiples of 32; this model has K " +
                             std::to_string(c.head_dim_k) + ", V " + std::to_string(c.head_dim_v) + " (use f16)");
+  if (c.head_dim_v == 0 && c.mla.kv_lora_rank % 32 != 0)  // MLA latent: V = the first kv_lora_rank columns of K
+    return invalid_argument("a q8_0 KV cache needs kv_lora_rank to be a multiple of 32; this model has " +
+                            std::to_string(c.mla.kv_lora_rank) + " (use f16)");
   return Status::Ok();
 }
 
