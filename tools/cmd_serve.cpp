@@ -254,6 +254,7 @@ Status serve(const ServeOptions& o) {
     };
   }
   ServerMetrics metrics(mo, [engine_ptr] { return engine_ptr->stats(); }, cache_fn, now_seconds);
+  metrics.set_moe_stats(model->moe_stats());
 
   HttpServerOptions ho;
   ho.model_id = model_id_for(o);

@@ -144,7 +144,23 @@ std::string ServerMetrics::render() {
     std::lock_guard<std::mutex> lock(refresh_mu_);
     refresh();
   }
-  return reg_.render();
+  std::string text = reg_.render();
+  if (moe_) text += render_moe_tokens(*moe_);
+  return text;
+}
+
+std::string render_moe_tokens(const MoeStats& s) {
+  std::string out =
+      "# HELP frugal:moe_expert_tokens_total Tokens routed to each expert of each MoE layer.\n"
+      "# TYPE frugal:moe_expert_tokens_total counter\n";
+  for (int64_t l = 0; l < s.n_layer(); ++l) {
+    if (!s.is_moe_layer(l)) continue;
+    for (int64_t e = 0; e < s.n_expert(); ++e) {
+      out += "frugal:moe_expert_tokens_total{layer=\"" + std::to_string(l) + "\",expert=\"" + std::to_string(e) +
+             "\"} " + std::to_string(s.tokens(l, e)) + "\n";
+    }
+  }
+  return out;
 }
 
 }  // namespace frugal

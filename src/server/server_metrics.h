@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "model/moe.h"
 #include "server/metrics.h"
 
 namespace frugal {
@@ -54,6 +55,9 @@ struct CacheGaugeValues {
   int64_t bytes = 0;
 };
 
+// The frugal:moe_expert_tokens_total{layer,expert} family in the text format (MoE layers only).
+std::string render_moe_tokens(const MoeStats& stats);
+
 class ServerMetrics {
  public:
   // engine_stats: called at every render() (must be thread-safe, e.g. Engine::stats). cache_stats may
@@ -70,12 +74,18 @@ class ServerMetrics {
   // Refreshes the scrape-time values and renders the text exposition format.
   std::string render();
 
+  // MoE models: also export frugal:moe_expert_tokens_total{layer,expert} (tokens routed to each expert of
+  // each MoE layer since start) from the model's counters (relaxed atomics, read at render time). The
+  // stats must outlive this object; null turns it off.
+  void set_moe_stats(const MoeStats* stats) { moe_ = stats; }
+
   double cost_per_hour_usd() const { return options_.cost_per_hour_usd; }
   MetricsRegistry& registry() { return reg_; }
 
  private:
   void refresh();  // refresh_mu_ held
 
+  const MoeStats* moe_ = nullptr;
   ServerMetricsOptions options_;
   std::function<EngineStats()> engine_stats_;
   std::function<CacheGaugeValues()> cache_stats_;

@@ -127,3 +127,21 @@ TEST(ServerMetrics, CpuUtilizationIsCpuOverWall) {
 
 }  // namespace
 }  // namespace frugal
+
+namespace frugal {
+namespace {
+
+TEST(ServerMetricsMoe, ExpertTokensOfMoeLayersOnly) {
+  MoeStats s(/*n_layer=*/2, /*n_expert=*/2);
+  s.set_expert_size(1, /*bytes=*/1000, /*params=*/500);  // layer 0 stays dense
+  s.record(1, 1, 3);
+  s.record(1, 1, 2);
+  EXPECT_EQ(render_moe_tokens(s),
+            "# HELP frugal:moe_expert_tokens_total Tokens routed to each expert of each MoE layer.\n"
+            "# TYPE frugal:moe_expert_tokens_total counter\n"
+            "frugal:moe_expert_tokens_total{layer=\"1\",expert=\"0\"} 0\n"
+            "frugal:moe_expert_tokens_total{layer=\"1\",expert=\"1\"} 5\n");
+}
+
+}  // namespace
+}  // namespace frugal
