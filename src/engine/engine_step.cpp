@@ -188,15 +188,13 @@ bool Engine::step_for_test() {
   } else {
     for (size_t i = 0; i < im.sampling.size(); ++i) draw((int64_t)i, 0);
   }
+  // Engine time shares before the stop rules, so a request finishing in this step is billed for it.
   const double now = now_seconds();
+  const double dt = now - t0;
+  for (const ScheduledSeq& p : plan.seqs)
+    im.live.at(p.id)->usage.engine_s += dt * (double)p.n_tokens / (double)plan.n_tokens;
   for (size_t i = 0; i < im.sampling.size(); ++i) on_token(im, tokenizer_, config_.n_ctx, *im.sampling[i], im.sampled[i], now);
-  // 6. engine time shares, finished requests, stats
-  const double dt = now_seconds() - t0;
-  for (const ScheduledSeq& p : plan.seqs) {
-    auto it = im.live.find(p.id);
-    if (it == im.live.end()) continue;
-    it->second->usage.engine_s += dt * (double)p.n_tokens / (double)plan.n_tokens;
-  }
+  // 6. finished requests, stats
   for (auto it = im.live.begin(); it != im.live.end();) {
     if (!im.sched.has(it->first)) {
       it = im.live.erase(it);

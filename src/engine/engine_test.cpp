@@ -120,6 +120,8 @@ TEST_F(EngineTest, GreedyMatchesLlamaCpp) {
   EXPECT_EQ(out[0].usage.prompt_tokens, 5);
   EXPECT_EQ(out[0].usage.completion_tokens, 40);
   EXPECT_EQ((int64_t)out[0].usage.itl_s.size(), 39);
+  EXPECT_GT(out[0].usage.engine_s, 0.0);
+  EXPECT_LE(out[0].usage.engine_s, out[0].usage.e2e_s);
   const EngineStats s = e->stats();
   EXPECT_EQ(s.kv_blocks_free, s.kv_blocks_total);
   EXPECT_EQ(s.generation_tokens, 40);
@@ -161,6 +163,18 @@ TEST_F(EngineTest, BatchInvariance) {
     EXPECT_EQ(s.kv_blocks_free, s.kv_blocks_total) << v.name << ": KV blocks leaked";
     EXPECT_EQ(s.running + s.waiting, 0);
   }
+}
+
+TEST_F(EngineTest, EngineTimeSharesAddUpToBusyTime) {
+  auto e = make(small_config());
+  std::vector<GenerateRequest> reqs;
+  for (int i = 0; i < 3; ++i) reqs.push_back(greedy(prompt_of(10 + 20 * i, i), 8 + 4 * i));
+  const auto out = run_all(*e, reqs);
+  double sum = 0;
+  for (const Outcome& o : out) sum += o.usage.engine_s;
+  const double busy = e->stats().busy_s;
+  EXPECT_GT(sum, 0.0);
+  EXPECT_NEAR(sum, busy, 1e-9 + busy * 1e-9) << "every step's time is billed to the requests in it";
 }
 
 TEST_F(EngineTest, PrefixCacheHitGivesTheSameTokens) {
