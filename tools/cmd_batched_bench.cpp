@@ -56,7 +56,6 @@ StatusOr<Row> run_one(Model& model, const Tokenizer& tok, Backend& be, ThreadPoo
     r.ignore_eos = true;
   }
   engine->start();
-  const double t0 = now_seconds();
   std::vector<std::shared_ptr<RequestStream>> streams;
   for (GenerateRequest& r : reqs) {
     FRUGAL_ASSIGN_OR_RETURN(std::shared_ptr<RequestStream> s, engine->submit(std::move(r)));
@@ -77,7 +76,6 @@ StatusOr<Row> run_one(Model& model, const Tokenizer& tok, Backend& be, ThreadPoo
     last_first = std::max(last_first, ev.usage.ttft_s);
     last_done = std::max(last_done, ev.usage.e2e_s);
   }
-  (void)t0;
   engine->stop();
   return Row{npp, ntg, npl, last_first, last_done - last_first, last_done};
 }
