@@ -11,7 +11,6 @@
 #include <memory>
 
 #include "base/rng.h"
-#include "base/timer.h"
 #include "cli_common.h"
 #include "engine/engine.h"
 #include "model/model.h"
