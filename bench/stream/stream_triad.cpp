@@ -2,8 +2,8 @@
 //
 // Batch-1 decode of a dense model streams every weight once per token, so its physical ceiling is
 // (weight bytes per token) / (memory bandwidth). This program measures that bandwidth the way STREAM does:
-// three double arrays each far larger than the last-level cache, every thread first-touches the slice it
-// will later sweep (so pages land on its NUMA node), best of N repetitions, and triad traffic counted as
+// three double arrays each far larger than the last-level cache (on transparent huge pages), every thread
+// first-touches the slice it will later sweep (so pages land on its NUMA node), best of N repetitions, and triad traffic counted as
 // 3 x 8 bytes per element (STREAM's convention; the write-allocate read of a[] is not counted).
 // Because decode only reads weights, a read-only sweep (XOR over b[], read as 4 concurrent streams) is
 // reported too; it counts 8 bytes per element.
@@ -14,6 +14,7 @@
 //
 // This is a benchmark: it prints figures and never fails on a time.
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -191,9 +192,26 @@ double best_time(int nthreads, int reps, const std::function<void(int)>& kernel)
   return best;
 }
 
+// An untouched array of n doubles on 2 MiB boundaries, marked for transparent huge pages (as frugal's
+// weight and KV buffers are), so the probe measures DRAM rather than TLB misses.
+struct FreeDeleter {
+  void operator()(double* p) const { std::free(p); }
+};
+std::unique_ptr<double[], FreeDeleter> huge_array(size_t n) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  const size_t bytes = (n * sizeof(double) + kHuge - 1) / kHuge * kHuge;
+  auto* p = static_cast<double*>(std::aligned_alloc(kHuge, bytes));
+  if (!p) {
+    std::fprintf(stderr, "frugal_stream: cannot allocate %zu bytes\n", bytes);
+    std::exit(1);
+  }
+  madvise(p, bytes, MADV_HUGEPAGE);  // advisory: ignored where THP is off
+  return std::unique_ptr<double[], FreeDeleter>(p);
+}
+
 Result measure(int nthreads, int reps, size_t n) {
   // Fresh, untouched allocations for every thread count, so first touch matches the slicing.
-  std::unique_ptr<double[]> a(new double[n]), b(new double[n]), c(new double[n]);
+  auto a = huge_array(n), b = huge_array(n), c = huge_array(n);
   double* pa = a.get();
   double* pb = b.get();
   double* pc = c.get();
