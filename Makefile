@@ -7,7 +7,7 @@ MODEL ?= ../shared/models/stories260K.gguf
 PROMPT ?= Once upon a time
 CMAKE_FLAGS ?=
 
-.PHONY: run serve test build deps clean fuzz sanitize bench bench-kernels bench-serve
+.PHONY: run serve test build deps clean fuzz sanitize bench bench-kernels bench-serve bench-callgrind
 
 deps:
 	@bash scripts/install-deps.sh
@@ -44,6 +44,10 @@ bench-kernels: build
 
 bench: build
 	bash scripts/bench-vs-llamacpp.sh
+
+# Instruction counts of the hot AVX2 kernels under callgrind (stable on a noisy machine).
+bench-callgrind: deps
+	bash scripts/bench/callgrind-kernels.sh $(if $(FILTER),--filter '$(FILTER)')
 
 # Serving benchmark against llama-server: make bench-serve SERVE_MODEL=model.gguf
 bench-serve: build
