@@ -1,12 +1,14 @@
 // CpuBackend: SIMD kernels picked at run time (matmul: backend/matmul.cpp), every op parallel over the
 // engine's ThreadPool. Non-matmul ops run the same scalar row kernels as RefBackend (ops_scalar.h), split
 // over rows/heads, so their results are bit-identical to the reference; attention has an AVX2 twin
-// (cpu/attention_avx2.cpp) that differs from the scalar one only in summation order.
+// (cpu/attention_avx2.cpp) and an AVX-512 flash-style kernel (cpu/attention_avx512.cpp) that differ from
+// the scalar one only in summation order (and the flash kernel's exp polynomial).
 #include <algorithm>
 #include <vector>
 
 #include "backend/backend.h"
 #include "backend/cpu/attention_avx2.h"
+#include "backend/cpu/attention_avx512.h"
 #include "backend/matmul.h"
 #include "backend/ops_scalar.h"
 #include "base/check.h"
@@ -50,21 +52,13 @@ class CpuBackend final : public Backend {
 
   void attention(const float* q, int64_t q_stride, const int32_t* pos, int64_t T, const KvView& kv,
                  const AttentionShape& s, float* out) override {
-    const int64_t group = s.H / s.Hkv;
-    const int n_threads = pool_->n_threads();
-    if ((int)scores_.size() < n_threads) scores_.resize(n_threads);
-    for (auto& v : scores_) v.resize((size_t)std::max<int64_t>(kv.n_kv, 1));
-    pool_->parallel_for(T * s.H, [&](int64_t task, int thread) {
-      const int64_t t = task / s.H, h = task % s.H;
-      const int64_t n_visible = std::min<int64_t>(pos[t] + 1, kv.n_kv);
-      const auto head = isa_ >= Isa::kAvx2 ? ops::attention_head_avx2 : ops::attention_head;
-      head(q + t * q_stride + h * s.Dh_k, kv, h / group, n_visible, s, scores_[thread].data(),
-           out + (t * s.H + h) * s.Dh_v);
-    });
+    const AttentionSeq seq{0, T, kv};
+    attention_multi(q, q_stride, pos, &seq, 1, s, out);
   }
 
   void attention_multi(const float* q, int64_t q_stride, const int32_t* pos, const AttentionSeq* seqs,
                        int64_t n_seqs, const AttentionShape& s, float* out) override {
+    if (isa_ >= Isa::kAvx512) return attention_flash(q, q_stride, pos, seqs, n_seqs, s, out);
     const int64_t group = s.H / s.Hkv;
     const int n_threads = pool_->n_threads();
     int64_t T = 0, max_kv = 1;
@@ -102,11 +96,60 @@ class CpuBackend final : public Backend {
   }
 
  private:
+  // A unit of flash-attention work: tokens [t0, t0 + nt) of sequence seq, query heads [h0, h0 + nh) of
+  // kv head g's group (h0 relative to the group).
+  struct FlashTile {
+    int32_t seq, g, t0, nt, h0, nh;
+  };
+
+  // AVX-512 path: tiles over (sequence, kv head, token block, head block), each tile one flash kernel call
+  // that converts every K/V row once for all its queries. Tile shapes only decide which queries share the
+  // conversion; each query's arithmetic is independent of them (batch invariance).
+  void attention_flash(const float* q, int64_t q_stride, const int32_t* pos, const AttentionSeq* seqs, int64_t n_seqs,
+                       const AttentionShape& s, float* out) {
+    const int64_t group = s.H / s.Hkv;
+    const int n_threads = pool_->n_threads();
+    const int64_t tok_per_tile = std::max<int64_t>(1, 32 / group);
+    int64_t n_tiles = 0;
+    for (int64_t i = 0; i < n_seqs; ++i) n_tiles += s.Hkv * ((seqs[i].n + tok_per_tile - 1) / tok_per_tile);
+    int64_t split = 1;  // split a group's heads when there are too few tiles to keep every thread busy
+    while (n_tiles * split < 2 * n_threads && split < group) split *= 2;
+    const int64_t heads_per_tile = (group + split - 1) / split;
+    tiles_.clear();
+    for (int64_t i = 0; i < n_seqs; ++i) {
+      const int64_t n = seqs[i].n;
+      // later tokens see more keys: queue them first so the dynamic task claims balance the threads
+      for (int64_t tb = ((n - 1) / tok_per_tile) * tok_per_tile; tb >= 0; tb -= tok_per_tile)
+        for (int64_t g = 0; g < s.Hkv; ++g)
+          for (int64_t h0 = 0; h0 < group; h0 += heads_per_tile)
+            tiles_.push_back({(int32_t)i, (int32_t)g, (int32_t)(seqs[i].t0 + tb),
+                              (int32_t)std::min(tok_per_tile, n - tb), (int32_t)h0,
+                              (int32_t)std::min(heads_per_tile, group - h0)});
+    }
+    if ((int)flash_.size() < n_threads) flash_.resize((size_t)n_threads);
+    if ((int)flash_q_.size() < n_threads) flash_q_.resize((size_t)n_threads);
+    pool_->parallel_for((int64_t)tiles_.size(), [&](int64_t task, int thread) {
+      const FlashTile& tl = tiles_[(size_t)task];
+      const KvView& kv = seqs[tl.seq].kv;
+      std::vector<ops::FlashQuery>& qs = flash_q_[(size_t)thread];
+      qs.clear();
+      for (int64_t t = tl.t0; t < tl.t0 + tl.nt; ++t) {
+        const int64_t n_visible = std::min<int64_t>(pos[t] + 1, kv.n_kv);
+        for (int64_t h = tl.g * group + tl.h0; h < tl.g * group + tl.h0 + tl.nh; ++h)
+          qs.push_back({q + t * q_stride + h * s.Dh_k, out + (t * s.H + h) * s.Dh_v, n_visible});
+      }
+      ops::attention_flash_avx512(qs.data(), (int64_t)qs.size(), kv, tl.g, s, &flash_[(size_t)thread]);
+    });
+  }
+
   ThreadPool* pool_;
   Isa isa_;
   MatmulScratch scratch_;
   std::vector<std::vector<float>> scores_;
   std::vector<int32_t> seq_of_;  // attention_multi: token -> sequence
+  std::vector<FlashTile> tiles_;
+  std::vector<ops::FlashScratch> flash_;              // per thread
+  std::vector<std::vector<ops::FlashQuery>> flash_q_;  // per thread
 };
 
 }  // namespace
