@@ -6,6 +6,7 @@
 #include "backend/quant.h"
 #include "backend/quant_isa.h"
 #include "backend/quant_ref.h"
+#include "backend/sparse_quant.h"
 #include "base/check.h"
 
 namespace frugal {
@@ -45,6 +46,7 @@ struct Table {
         if (isa == Isa::kAvx512) quant_fill_avx512(&row);
         rows[i].push_back(row);
       }
+      for (const QuantTraits& row : sparse_quant_rows(isa)) rows[i].push_back(row);  // N:M sparse types
     }
   }
 };

@@ -2,6 +2,7 @@
 
 #include "backend/quant.h"
 #include "base/check.h"
+#include "tensor/sparse_nm.h"
 
 namespace frugal {
 
@@ -34,6 +35,9 @@ StatusOr<const GgufTensorInfo*> WeightLoader::find(const std::string& name, std:
   if (!info.implemented || !quant_traits(t->type, Isa::kScalar))
     return unsupported(f_.path() + ": tensor '" + name + "' has type " + info.name +
                        ", which frugal cannot compute with yet");
+  if (const SparseTypeInfo* sp = sparse_type_info(t->type))  // N:M sparse: every keep mask well-formed
+    FRUGAL_RETURN_IF_ERROR(validate_sparse_blocks(*sp, t->data, t->n_elements() / kSparseBlock,
+                                                  f_.path() + ": tensor '" + name + "'"));
   bytes_ += t->nbytes;
   params_ += (uint64_t)t->n_elements();
   return t;

@@ -44,6 +44,30 @@ enum class DType : uint32_t {
   TQ1_0 = 34,
   TQ2_0 = 35,
   MXFP4 = 39,
+  // frugal-only N:M structured-sparse types (docs/SPARSITY.md), ids far above ggml's so other engines
+  // refuse the file. Blocks of 32 elements; 200 + p: Q8_0 base, 210 + p: Q4_0 base, 220 + p: F16 base,
+  // p = pattern index 0..6 for 1:4, 2:4, 1:8, 2:8, 4:8, 4:16, 8:16 (tensor/sparse_nm.h).
+  Q8_0_S1_4 = 200,
+  Q8_0_S2_4 = 201,
+  Q8_0_S1_8 = 202,
+  Q8_0_S2_8 = 203,
+  Q8_0_S4_8 = 204,
+  Q8_0_S4_16 = 205,
+  Q8_0_S8_16 = 206,
+  Q4_0_S1_4 = 210,
+  Q4_0_S2_4 = 211,
+  Q4_0_S1_8 = 212,
+  Q4_0_S2_8 = 213,
+  Q4_0_S4_8 = 214,
+  Q4_0_S4_16 = 215,
+  Q4_0_S8_16 = 216,
+  F16_S1_4 = 220,
+  F16_S2_4 = 221,
+  F16_S1_8 = 222,
+  F16_S2_8 = 223,
+  F16_S4_8 = 224,
+  F16_S4_16 = 225,
+  F16_S8_16 = 226,
 };
 
 struct DTypeInfo {

@@ -1,0 +1,155 @@
+// Sparse rows of the quant traits table: expand-then-dense kernels (see sparse_quant.h), the scalar
+// dequantizer and the magnitude-pruning quantizer.
+#include "backend/sparse_quant.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <utility>
+
+#include "base/check.h"
+
+namespace frugal {
+
+namespace {
+
+// Dense bytes expanded per chunk: decode keeps the chunk in L1/L2 next to the activations; prefill
+// (T >= kPrefillT) uses larger chunks so the dense kernel's activation packing is amortized.
+constexpr size_t kDecodeChunkBytes = 48 * 1024;
+constexpr size_t kPrefillChunkBytes = 512 * 1024;
+constexpr int64_t kPrefillT = 8;
+
+struct Ctx {
+  const SparseTypeInfo* f;
+  const QuantTraits* base;
+  SparseExpandFn expand;
+};
+
+SparseExpandFn expander_for(Isa isa) {
+  SparseExpandFn e = nullptr;
+  if (isa == Isa::kAvx512) e = sparse_expander_avx512();
+  if (isa == Isa::kAvx2 || (isa == Isa::kAvx512 && e == nullptr)) e = sparse_expander_avx2();
+  return e != nullptr ? e : &sparse_expand_blocks;
+}
+
+template <int kIdx, int kIsa>
+const Ctx& ctx() {
+  static const Ctx c = [] {
+    const SparseTypeInfo* f = &sparse_type_at(kIdx);
+    const QuantTraits* base = quant_traits(f->base, (Isa)kIsa);
+    FRUGAL_CHECK(base != nullptr && base->vec_dot != nullptr);
+    return Ctx{f, base, expander_for((Isa)kIsa)};
+  }();
+  return c;
+}
+
+uint8_t* scratch(size_t bytes) {
+  thread_local std::vector<uint8_t> buf;
+  if (buf.size() < bytes) buf.resize(bytes);
+  return buf.data();
+}
+
+template <int kIdx>
+void to_float(const void* src, float* dst, int64_t n) {
+  const SparseTypeInfo& f = sparse_type_at(kIdx);
+  const QuantTraits* base = quant_traits(f.base, Isa::kScalar);
+  constexpr int64_t kChunk = 16;  // blocks
+  alignas(64) uint8_t dense[kChunk * 64];
+  const auto* s = static_cast<const uint8_t*>(src);
+  for (int64_t b0 = 0; b0 < n / kSparseBlock; b0 += kChunk) {
+    const int64_t nb = std::min(kChunk, n / kSparseBlock - b0);
+    sparse_expand_blocks(f, s + (size_t)b0 * f.block_bytes, dense, nb);
+    base->to_float(dense, dst + b0 * kSparseBlock, nb * kSparseBlock);
+  }
+}
+
+// Magnitude pruning of one row (keep the N largest |x| of every group of M; ties: lower index), then
+// the base format's weight quantizer, then compression.
+template <int kIdx>
+void from_float(const float* src, void* dst, int64_t n) {
+  const SparseTypeInfo& f = sparse_type_at(kIdx);
+  float pruned[kSparseBlock];
+  alignas(64) uint8_t dense[64];
+  auto* d = static_cast<uint8_t*>(dst);
+  for (int64_t b = 0; b < n / kSparseBlock; ++b) {
+    const float* x = src + b * kSparseBlock;
+    uint32_t mask = 0;
+    for (int g = 0; g < kSparseBlock / f.m; ++g) {
+      std::array<int, 16> idx{};
+      for (int j = 0; j < f.m; ++j) idx[(size_t)j] = g * f.m + j;
+      std::stable_sort(idx.begin(), idx.begin() + f.m,
+                       [&](int a, int c) { return std::fabs(x[a]) > std::fabs(x[c]); });
+      for (int j = 0; j < f.n; ++j) mask |= 1u << idx[(size_t)j];
+    }
+    for (int j = 0; j < kSparseBlock; ++j) pruned[j] = (mask >> j & 1) ? x[j] : 0.0f;
+    quantize_row_weights(f.base, pruned, dense, kSparseBlock);
+    sparse_compress_blocks(f, dense, &mask, d + (size_t)b * f.block_bytes, 1);
+  }
+}
+
+template <int kIdx, int kIsa>
+void vec_dot(int64_t n, float* s, const void* x, const void* y) {
+  const Ctx& c = ctx<kIdx, kIsa>();
+  const int64_t nb = n / kSparseBlock;
+  uint8_t* dense = scratch((size_t)nb * c.f->dense_block_bytes);
+  c.expand(*c.f, x, dense, nb);
+  c.base->vec_dot(n, s, dense, y);
+}
+
+template <int kIdx, int kIsa>
+void gemm(int64_t n, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1, const void* x, size_t x_row_bytes,
+          int64_t T, float* y, int64_t ldy) {
+  if (r0 >= r1 || T <= 0) return;
+  const Ctx& c = ctx<kIdx, kIsa>();
+  const int64_t nb = n / kSparseBlock;
+  const size_t drb = (size_t)nb * c.f->dense_block_bytes;
+  const size_t budget = T >= kPrefillT ? kPrefillChunkBytes : kDecodeChunkBytes;
+  const int64_t chunk = std::clamp<int64_t>((int64_t)(budget / drb), 1, r1 - r0);
+  uint8_t* dense = scratch((size_t)chunk * drb);
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const auto* xb = static_cast<const uint8_t*>(x);
+  for (int64_t r = r0; r < r1; r += chunk) {
+    const int64_t rows = std::min(chunk, r1 - r);
+    if ((size_t)nb * c.f->block_bytes == w_row_bytes) {
+      c.expand(*c.f, wb + (size_t)r * w_row_bytes, dense, rows * nb);
+    } else {
+      for (int64_t i = 0; i < rows; ++i) c.expand(*c.f, wb + (size_t)(r + i) * w_row_bytes, dense + i * drb, nb);
+    }
+    if (c.base->gemm != nullptr) {
+      c.base->gemm(n, dense, drb, 0, rows, x, x_row_bytes, T, y + r, ldy);
+    } else {
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t t = 0; t < T; ++t) c.base->vec_dot(n, &y[t * ldy + r + i], dense + i * drb, xb + t * x_row_bytes);
+    }
+  }
+}
+
+template <int kIdx, int kIsa>
+QuantTraits row() {
+  const SparseTypeInfo& f = sparse_type_at(kIdx);
+  const DType vdt = f.base == DType::F16 ? DType::F16 : DType::Q8_0;
+  return QuantTraits{f.type, vdt, &to_float<kIdx>, &from_float<kIdx>, &vec_dot<kIdx, kIsa>,
+                     kIsa == (int)Isa::kScalar ? nullptr : &gemm<kIdx, kIsa>};
+}
+
+constexpr int kCount = 21;  // 3 bases x 7 patterns (checked against sparse_type_count())
+
+template <int kIsa, size_t... I>
+std::vector<QuantTraits> rows_for(std::index_sequence<I...>) {
+  return {row<(int)I, kIsa>()...};
+}
+
+}  // namespace
+
+std::vector<QuantTraits> sparse_quant_rows(Isa isa) {
+  FRUGAL_CHECK(sparse_type_count() == kCount);
+  switch (isa) {
+    case Isa::kScalar: return rows_for<(int)Isa::kScalar>(std::make_index_sequence<kCount>{});
+    case Isa::kAvx2: return rows_for<(int)Isa::kAvx2>(std::make_index_sequence<kCount>{});
+    case Isa::kAvx512: return rows_for<(int)Isa::kAvx512>(std::make_index_sequence<kCount>{});
+  }
+  return {};
+}
+
+}  // namespace frugal

@@ -1,0 +1,234 @@
+// N:M sparse types (tensor/sparse_nm.h, backend/sparse_quant.h): compress/expand round trips, SIMD
+// expansion == scalar expansion, sparse kernels == dense kernels on the same pruned weights for the
+// scalar reference and every SIMD ISA (bit for bit, T = 1..64, ragged shapes), batch invariance,
+// magnitude from_float, and rejection of malformed keep masks.
+#include <bit>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "backend/matmul.h"
+#include "backend/quant.h"
+#include "backend/sparse_quant.h"
+#include "gtest/gtest.h"
+#include "tensor/sparse_nm.h"
+
+namespace frugal {
+namespace {
+
+std::vector<float> normal_data(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.f, 1.f);
+  std::vector<float> v((size_t)n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// A sparse tensor of `rows` x n from random weights (magnitude-pruned by the type's from_float), and
+// its expansion (the dense base tensor holding the same pruned weights).
+struct Pair {
+  std::vector<uint8_t> sparse, dense;
+};
+
+Pair make_pair(DType t, int64_t rows, int64_t n, uint32_t seed) {
+  const SparseTypeInfo& f = *sparse_type_info(t);
+  const std::vector<float> w = normal_data(rows * n, seed);
+  Pair p;
+  p.sparse.resize(dtype_row_bytes(t, n) * (size_t)rows);
+  p.dense.resize(dtype_row_bytes(f.base, n) * (size_t)rows);
+  const QuantTraits* q = quant_traits(t, Isa::kScalar);
+  for (int64_t r = 0; r < rows; ++r) q->from_float(w.data() + r * n, p.sparse.data() + r * dtype_row_bytes(t, n), n);
+  sparse_expand_blocks(f, p.sparse.data(), p.dense.data(), rows * n / kSparseBlock);
+  return p;
+}
+
+std::vector<Isa> isas() {
+  std::vector<Isa> v;
+  for (Isa i : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512})
+    if (isa_supported(i)) v.push_back(i);
+  return v;
+}
+
+std::vector<DType> all_types() {
+  std::vector<DType> v;
+  for (int i = 0; i < sparse_type_count(); ++i) v.push_back(sparse_type_at(i).type);
+  return v;
+}
+
+TEST(SparseFormat, InfoAndDtypeTable) {
+  for (DType t : all_types()) {
+    const SparseTypeInfo& f = *sparse_type_info(t);
+    EXPECT_EQ(dtype_block_size(t), kSparseBlock) << dtype_name(t);
+    EXPECT_EQ((size_t)dtype_block_bytes(t), f.block_bytes) << dtype_name(t);
+    EXPECT_TRUE(dtype_info(t).implemented);
+    EXPECT_EQ(f.kept, 32 * f.n / f.m);
+    DType back;
+    ASSERT_TRUE(sparse_type_for(f.base, f.n, f.m, &back));
+    EXPECT_EQ(back, t);
+    ASSERT_TRUE(dtype_from_name(dtype_name(t), &back));
+    EXPECT_EQ(back, t);
+  }
+  EXPECT_EQ(dtype_block_bytes(DType::Q8_0_S2_4), 22);  // 16 kept int8 + mask + d (vs 34 dense)
+  EXPECT_EQ(dtype_block_bytes(DType::Q4_0_S2_4), 14);  // vs 18
+  EXPECT_EQ(dtype_block_bytes(DType::Q8_0_S1_4), 14);
+  EXPECT_FALSE(is_sparse_type(DType::Q8_0));
+  int n = 0, m = 0;
+  EXPECT_TRUE(parse_sparse_pattern("2:4", &n, &m));
+  EXPECT_EQ(n * 10 + m, 24);
+  EXPECT_FALSE(parse_sparse_pattern("3:4", &n, &m));
+  EXPECT_FALSE(parse_sparse_pattern("2:4x", &n, &m));
+  EXPECT_FALSE(parse_sparse_pattern(":4", &n, &m));
+}
+
+TEST(SparseFormat, FromFloatKeepsLargestAndRoundTrips) {
+  for (DType t : all_types()) {
+    const SparseTypeInfo& f = *sparse_type_info(t);
+    const int64_t n = 256;
+    const std::vector<float> w = normal_data(n, 11);
+    std::vector<uint8_t> s(dtype_row_bytes(t, n));
+    quant_traits(t, Isa::kScalar)->from_float(w.data(), s.data(), n);
+    ASSERT_TRUE(validate_sparse_blocks(f, s.data(), n / 32, "t").ok());
+    std::vector<float> back((size_t)n);
+    quant_traits(t, Isa::kScalar)->to_float(s.data(), back.data(), n);
+    // The kept positions are the N largest |w| of each group; dropped ones decode to exactly 0 and the
+    // kept ones equal the base format's quantization of the pruned row.
+    std::vector<float> pruned(w);
+    for (int64_t g = 0; g < n / f.m; ++g) {
+      for (int j = 0; j < f.m; ++j) {
+        int larger = 0;
+        for (int i = 0; i < f.m; ++i) {
+          const float a = std::fabs(w[(size_t)(g * f.m + i)]), b = std::fabs(w[(size_t)(g * f.m + j)]);
+          larger += a > b || (a == b && i < j);
+        }
+        if (larger >= f.n) pruned[(size_t)(g * f.m + j)] = 0.f;
+      }
+    }
+    std::vector<uint8_t> dq(dtype_row_bytes(f.base, n));
+    quantize_row_weights(f.base, pruned.data(), dq.data(), n);
+    std::vector<float> want((size_t)n);
+    quant_traits(f.base, Isa::kScalar)->to_float(dq.data(), want.data(), n);
+    for (int64_t j = 0; j < n; ++j) {
+      ASSERT_EQ(back[(size_t)j], want[(size_t)j]) << dtype_name(t) << " j=" << j;
+      if (pruned[(size_t)j] == 0.f) {
+        ASSERT_EQ(back[(size_t)j], 0.f);
+      }
+    }
+    // Compress(expand(x)) == x.
+    std::vector<uint8_t> dense(dtype_row_bytes(f.base, n)), again(s.size());
+    sparse_expand_blocks(f, s.data(), dense.data(), n / 32);
+    EXPECT_EQ(dense, dq) << dtype_name(t);
+    std::vector<uint32_t> masks((size_t)(n / 32));
+    for (int64_t b = 0; b < n / 32; ++b) std::memcpy(&masks[(size_t)b], s.data() + b * f.block_bytes + f.head_bytes - 4, 4);
+    sparse_compress_blocks(f, dense.data(), masks.data(), again.data(), n / 32);
+    EXPECT_EQ(again, s) << dtype_name(t);
+  }
+}
+
+TEST(SparseFormat, SimdExpansionEqualsScalar) {
+  const std::vector<SparseExpandFn> fns = {isa_supported(Isa::kAvx2) ? sparse_expander_avx2() : nullptr,
+                                           isa_supported(Isa::kAvx512) ? sparse_expander_avx512() : nullptr};
+  for (DType t : all_types()) {
+    const SparseTypeInfo& f = *sparse_type_info(t);
+    const int64_t nb = 37;
+    const Pair p = make_pair(t, 1, nb * 32, 5);
+    // Also extreme codes: all-ones / all-zero kept bytes keep their masks.
+    std::vector<uint8_t> s = p.sparse;
+    for (int64_t b = 0; b < 4; ++b)
+      std::memset(s.data() + b * f.block_bytes + f.head_bytes, b % 2 ? 0xFF : 0x00, f.block_bytes - f.head_bytes);
+    std::vector<uint8_t> want(f.dense_block_bytes * nb), got(want.size());
+    sparse_expand_blocks(f, s.data(), want.data(), nb);
+    for (SparseExpandFn fn : fns) {
+      if (!fn) continue;
+      std::fill(got.begin(), got.end(), 0xAB);
+      fn(f, s.data(), got.data(), nb);
+      EXPECT_EQ(got, want) << dtype_name(t);
+    }
+  }
+}
+
+TEST(SparseKernels, EqualDenseKernelsOnPrunedWeights) {
+  // Shapes: K a few blocks (ragged vs the kernels' 2/4/16-block steps), rows ragged vs 16-row tiles.
+  const int64_t Ks[] = {32, 96, 544, 2048};
+  const int64_t rows = 37;
+  const int64_t Ts[] = {1, 2, 3, 7, 8, 16, 33, 64};
+  for (DType t : {DType::Q8_0_S2_4, DType::Q8_0_S1_4, DType::Q4_0_S2_4, DType::Q4_0_S1_4, DType::Q8_0_S4_16,
+                  DType::Q4_0_S2_8, DType::F16_S2_4, DType::F16_S1_4}) {
+    const SparseTypeInfo& f = *sparse_type_info(t);
+    for (int64_t K : Ks) {
+      const Pair p = make_pair(t, rows, K, (uint32_t)K);
+      for (Isa isa : isas()) {
+        const QuantTraits* st = quant_traits(t, isa);
+        const QuantTraits* dt = quant_traits(f.base, isa);
+        ASSERT_NE(st, nullptr);
+        ASSERT_EQ(st->vec_dot_type, dt->vec_dot_type);
+        const QuantTraits* at = quant_traits(dt->vec_dot_type, isa);
+        const size_t xrb = dtype_row_bytes(dt->vec_dot_type, K);
+        const int64_t Tmax = 64;
+        const std::vector<float> xf = normal_data(Tmax * K, 99);
+        std::vector<uint8_t> xq(xrb * Tmax);
+        for (int64_t tk = 0; tk < Tmax; ++tk) at->from_float(xf.data() + tk * K, xq.data() + tk * xrb, K);
+        // vec_dot: sparse == dense, bit for bit.
+        std::vector<float> ref((size_t)(rows * Tmax));
+        for (int64_t tk = 0; tk < Tmax; ++tk) {
+          for (int64_t r = 0; r < rows; ++r) {
+            float a = 0, b = 0;
+            st->vec_dot(K, &a, p.sparse.data() + r * dtype_row_bytes(t, K), xq.data() + tk * xrb);
+            dt->vec_dot(K, &b, p.dense.data() + r * dtype_row_bytes(f.base, K), xq.data() + tk * xrb);
+            ASSERT_EQ(std::bit_cast<uint32_t>(a), std::bit_cast<uint32_t>(b))
+                << dtype_name(t) << " " << isa_name(isa) << " K=" << K << " r=" << r;
+            ref[(size_t)(tk * rows + r)] = a;
+          }
+        }
+        if (st->gemm == nullptr) continue;
+        // gemm over any T and any row range == vec_dot (batch invariance) == dense.
+        for (int64_t T : Ts) {
+          std::vector<float> y((size_t)(rows * T), -1.f);
+          st->gemm(K, p.sparse.data(), dtype_row_bytes(t, K), 0, 5, xq.data(), xrb, T, y.data(), rows);
+          st->gemm(K, p.sparse.data(), dtype_row_bytes(t, K), 5, rows, xq.data(), xrb, T, y.data(), rows);
+          for (int64_t i = 0; i < rows * T; ++i)
+            ASSERT_EQ(std::bit_cast<uint32_t>(y[(size_t)i]), std::bit_cast<uint32_t>(ref[(size_t)i]))
+                << dtype_name(t) << " " << isa_name(isa) << " K=" << K << " T=" << T << " i=" << i;
+        }
+      }
+    }
+  }
+}
+
+TEST(SparseKernels, ScalarEqualsFloatDotOfDequantizedWithinBudget) {
+  // The scalar sparse dot vs a double dot of the dequantized weights and activations: the same
+  // relative budget as the dense base format (it is the dense kernel on the expanded row).
+  for (DType t : {DType::Q8_0_S2_4, DType::Q4_0_S2_4}) {
+    const int64_t K = 1024;
+    const Pair p = make_pair(t, 1, K, 3);
+    const std::vector<float> x = normal_data(K, 4);
+    std::vector<uint8_t> xq(dtype_row_bytes(DType::Q8_0, K));
+    quant_traits(DType::Q8_0, Isa::kScalar)->from_float(x.data(), xq.data(), K);
+    std::vector<float> wd((size_t)K), xd((size_t)K);
+    quant_traits(t, Isa::kScalar)->to_float(p.sparse.data(), wd.data(), K);
+    quant_traits(DType::Q8_0, Isa::kScalar)->to_float(xq.data(), xd.data(), K);
+    double want = 0;
+    for (int64_t j = 0; j < K; ++j) want += (double)wd[(size_t)j] * xd[(size_t)j];
+    float got = 0;
+    quant_traits(t, Isa::kScalar)->vec_dot(K, &got, p.sparse.data(), xq.data());
+    EXPECT_NEAR(got, want, 1e-4 * (std::fabs(want) + 1.0)) << dtype_name(t);
+  }
+}
+
+TEST(SparseFormat, MalformedMaskIsRejected) {
+  const SparseTypeInfo& f = *sparse_type_info(DType::Q8_0_S2_4);
+  Pair p = make_pair(DType::Q8_0_S2_4, 2, 64, 8);
+  ASSERT_TRUE(validate_sparse_blocks(f, p.sparse.data(), 4, "x").ok());
+  // Block 3, group 2: three bits set.
+  uint8_t* mask = p.sparse.data() + 3 * f.block_bytes + 2;
+  uint32_t m;
+  std::memcpy(&m, mask, 4);
+  m |= 0xFu << 8;
+  std::memcpy(mask, &m, 4);
+  const Status s = validate_sparse_blocks(f, p.sparse.data(), 4, "model.gguf: tensor 'w'");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("tensor 'w'"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("block 3 group 2 keeps 4 of 4"), std::string::npos) << s.message();
+}
+
+}  // namespace
+}  // namespace frugal

@@ -1,0 +1,197 @@
+#include "tensor/sparse_nm.h"
+
+#include <array>
+#include <bit>
+#include <cstring>
+
+#include "base/check.h"
+
+namespace frugal {
+
+namespace {
+
+struct Pattern {
+  int n, m;
+};
+constexpr Pattern kPatterns[] = {{1, 4}, {2, 4}, {1, 8}, {2, 8}, {4, 8}, {4, 16}, {8, 16}};
+constexpr int kNumPatterns = (int)(sizeof(kPatterns) / sizeof(kPatterns[0]));
+constexpr DType kBases[] = {DType::Q8_0, DType::Q4_0, DType::F16};
+constexpr uint32_t kFirstId[] = {200, 210, 220};
+
+constexpr SparseTypeInfo make_info(int b, int p) {
+  const DType base = kBases[b];
+  const int k = 32 * kPatterns[p].n / kPatterns[p].m;
+  SparseTypeInfo i{};
+  i.type = (DType)(kFirstId[b] + (uint32_t)p);
+  i.base = base;
+  i.n = kPatterns[p].n;
+  i.m = kPatterns[p].m;
+  i.kept = k;
+  i.head_bytes = base == DType::F16 ? 4 : 6;
+  i.block_bytes = i.head_bytes + (base == DType::Q8_0 ? k : base == DType::Q4_0 ? k / 2 : 2 * k);
+  i.dense_block_bytes = base == DType::Q8_0 ? 34 : base == DType::Q4_0 ? 18 : 64;
+  return i;
+}
+
+constexpr std::array<SparseTypeInfo, 3 * kNumPatterns> kInfos = [] {
+  std::array<SparseTypeInfo, 3 * kNumPatterns> a{};
+  for (int b = 0; b < 3; ++b)
+    for (int p = 0; p < kNumPatterns; ++p) a[(size_t)(b * kNumPatterns + p)] = make_info(b, p);
+  return a;
+}();
+
+uint32_t ld_u32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+uint32_t group_mask(int m) { return m == 32 ? 0xFFFFFFFFu : (1u << m) - 1; }
+
+}  // namespace
+
+int sparse_type_count() { return (int)kInfos.size(); }
+
+const SparseTypeInfo& sparse_type_at(int i) {
+  FRUGAL_CHECK(i >= 0 && i < sparse_type_count());
+  return kInfos[(size_t)i];
+}
+
+const SparseTypeInfo* sparse_type_info(DType t) {
+  const uint32_t id = (uint32_t)t;
+  for (int b = 0; b < 3; ++b)
+    if (id >= kFirstId[b] && id < kFirstId[b] + (uint32_t)kNumPatterns) return &kInfos[(size_t)(b * kNumPatterns + (int)(id - kFirstId[b]))];
+  return nullptr;
+}
+
+bool sparse_type_for(DType base, int n, int m, DType* out) {
+  for (const SparseTypeInfo& i : kInfos) {
+    if (i.base == base && i.n == n && i.m == m) {
+      *out = i.type;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool parse_sparse_pattern(const std::string& s, int* n, int* m) {
+  const size_t colon = s.find(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 >= s.size()) return false;
+  try {
+    size_t used = 0;
+    const int a = std::stoi(s.substr(0, colon), &used);
+    if (used != colon) return false;
+    const int b = std::stoi(s.substr(colon + 1), &used);
+    if (used != s.size() - colon - 1) return false;
+    for (const Pattern& p : kPatterns) {
+      if (p.n == a && p.m == b) {
+        *n = a;
+        *m = b;
+        return true;
+      }
+    }
+  } catch (...) {
+    return false;
+  }
+  return false;
+}
+
+std::string sparse_patterns_string() {
+  std::string s;
+  for (const Pattern& p : kPatterns) s += (s.empty() ? "" : ", ") + std::to_string(p.n) + ":" + std::to_string(p.m);
+  return s;
+}
+
+Status validate_sparse_blocks(const SparseTypeInfo& f, const void* data, int64_t nblocks, const std::string& what) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  const size_t mask_at = f.head_bytes - 4;
+  const uint32_t gm = group_mask(f.m);
+  for (int64_t b = 0; b < nblocks; ++b) {
+    const uint32_t mask = ld_u32(p + (size_t)b * f.block_bytes + mask_at);
+    if (std::popcount(mask) == f.kept) {
+      bool ok = true;
+      for (int g = 0; g < 32 / f.m && ok; ++g) ok = std::popcount((mask >> (g * f.m)) & gm) == f.n;
+      if (ok) continue;
+    }
+    for (int g = 0; g < 32 / f.m; ++g) {
+      const int bits = std::popcount((mask >> (g * f.m)) & gm);
+      if (bits != f.n)
+        return corrupt(what + ": malformed " + dtype_name(f.type) + " data: block " + std::to_string(b) + " group " +
+                       std::to_string(g) + " keeps " + std::to_string(bits) + " of " + std::to_string(f.m) +
+                       " elements, the format requires exactly " + std::to_string(f.n) + " (bad keep mask)");
+    }
+  }
+  return Status::Ok();
+}
+
+void sparse_expand_blocks(const SparseTypeInfo& f, const void* src, void* dst, int64_t nblocks) {
+  const auto* s = static_cast<const uint8_t*>(src);
+  auto* d = static_cast<uint8_t*>(dst);
+  for (int64_t b = 0; b < nblocks; ++b, s += f.block_bytes, d += f.dense_block_bytes) {
+    const uint32_t mask = ld_u32(s + f.head_bytes - 4);
+    const uint8_t* kv = s + f.head_bytes;
+    if (f.base == DType::F16) {
+      std::memset(d, 0, 64);
+      int k = 0;
+      for (int j = 0; j < 32; ++j)
+        if (mask >> j & 1) std::memcpy(d + 2 * j, kv + 2 * k++, 2);
+      continue;
+    }
+    std::memcpy(d, s, 2);  // d
+    uint8_t codes[32];
+    const bool q8 = f.base == DType::Q8_0;
+    int k = 0;
+    const int half = f.kept / 2;
+    for (int j = 0; j < 32; ++j) {
+      if (!(mask >> j & 1)) {
+        codes[j] = q8 ? 0 : 8;
+        continue;
+      }
+      codes[j] = q8 ? kv[k] : (uint8_t)(k < half ? kv[k] & 0x0F : kv[k - half] >> 4);
+      ++k;
+    }
+    if (q8) {
+      std::memcpy(d + 2, codes, 32);
+    } else {
+      for (int j = 0; j < 16; ++j) d[2 + j] = (uint8_t)(codes[j] | codes[j + 16] << 4);
+    }
+  }
+}
+
+void sparse_compress_blocks(const SparseTypeInfo& f, const void* dense, const uint32_t* masks, void* dst,
+                            int64_t nblocks) {
+  const auto* s = static_cast<const uint8_t*>(dense);
+  auto* d = static_cast<uint8_t*>(dst);
+  for (int64_t b = 0; b < nblocks; ++b, s += f.dense_block_bytes, d += f.block_bytes) {
+    const uint32_t mask = masks[b];
+    FRUGAL_CHECK(std::popcount(mask) == f.kept);
+    if (f.base != DType::F16) std::memcpy(d, s, 2);
+    std::memcpy(d + f.head_bytes - 4, &mask, 4);
+    uint8_t* kv = d + f.head_bytes;
+    int k = 0;
+    const int half = f.kept / 2;
+    for (int j = 0; j < 32; ++j) {
+      const bool keep = mask >> j & 1;
+      if (f.base == DType::F16) {
+        uint16_t h;
+        std::memcpy(&h, s + 2 * j, 2);
+        FRUGAL_CHECK_MSG(keep || (h & 0x7FFF) == 0, "sparse_compress_blocks: dropped element is not zero");
+        if (keep) std::memcpy(kv + 2 * k++, &h, 2);
+        continue;
+      }
+      const uint8_t c = f.base == DType::Q8_0 ? s[2 + j] : (uint8_t)(j < 16 ? s[2 + j] & 0x0F : s[2 + j - 16] >> 4);
+      FRUGAL_CHECK_MSG(keep || c == (f.base == DType::Q8_0 ? 0 : 8), "sparse_compress_blocks: dropped element is not zero");
+      if (!keep) continue;
+      if (f.base == DType::Q8_0) {
+        kv[k] = c;
+      } else if (k < half) {
+        kv[k] = c;
+      } else {
+        kv[k - half] = (uint8_t)(kv[k - half] | c << 4);
+      }
+      ++k;
+    }
+  }
+}
+
+}  // namespace frugal
