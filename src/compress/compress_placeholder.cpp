@@ -1,2 +1,0 @@
-// Placeholder so the frugal_compress library has a source until quantize/prune/perplexity land.
-namespace frugal {}
