@@ -34,7 +34,20 @@ struct QuantTraits {
   // over vec_dot.
   void (*gemm)(int64_t n, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1, const void* x,
                size_t x_row_bytes, int64_t T, float* y, int64_t ldy);
+  // Optional repacked form of W, built once per weight (backend/matmul.cpp caches it): rows in groups
+  // of kRepackRows, each group repack_group_bytes(n) bytes (64-byte aligned when the buffer is).
+  // repack writes groups [g0, g1) of the N-row matrix w (rows past N padded with zeros); gemm_repacked
+  // is `gemm` on the repacked matrix wp (same arguments, same bits for every (row, token)).
+  // All three are nullptr when the ISA has no repacked kernel for the type.
+  size_t (*repack_group_bytes)(int64_t n) = nullptr;
+  void (*repack)(int64_t n, const void* w, size_t w_row_bytes, int64_t N, int64_t g0, int64_t g1,
+                 void* dst) = nullptr;
+  void (*gemm_repacked)(int64_t n, const void* wp, int64_t r0, int64_t r1, const void* x, size_t x_row_bytes,
+                        int64_t T, float* y, int64_t ldy) = nullptr;
 };
+
+// Rows per group of a repacked weight matrix (QuantTraits::repack).
+constexpr int64_t kRepackRows = 16;
 
 // Traits of `type` for `isa` (falls back to the scalar row for missing entries). nullptr if the type
 // is not implemented.
@@ -46,5 +59,14 @@ const QuantTraits* quant_traits(DType type, Isa isa);
 // Q8_0, whose from_float is the activation quantizer (round half to even, id = 127/amax) while weights
 // use ggml's reference (roundf, id = 1/d).
 void quantize_row_weights(DType type, const float* src, void* dst, int64_t n);
+
+// Whether quantize_row_weights_imatrix uses the importance for `type` (Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K,
+// Q6_K; like llama.cpp, Q8_0 and float types ignore it).
+bool quantize_uses_importance(DType type);
+// Quantizes one whole row of n elements weighting each column's error by importance[k] >= 0 (an imatrix
+// row: mean of x^2 of the activations that multiply column k), as llama-quantize does with --imatrix.
+// importance == nullptr or a type that ignores it: exactly quantize_row_weights. n must be the full row
+// (the legacy types use the row's mean square) and a multiple of the block size. Scalar, thread-safe.
+void quantize_row_weights_imatrix(DType type, const float* src, void* dst, int64_t n, const float* importance);
 
 }  // namespace frugal

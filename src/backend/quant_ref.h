@@ -58,6 +58,25 @@ void from_float_q4_K(const float* src, void* dst, int64_t n);
 void from_float_q5_K(const float* src, void* dst, int64_t n);
 void from_float_q6_K(const float* src, void* dst, int64_t n);
 
+// ---- importance-weighted weight quantizers (llama-quantize with an imatrix). qw[n] holds one weight per
+// column of the row (null: the unweighted quantizer above). quant_ref_kquantize.cpp, quant_ref_imatrix.cpp.
+void quantize_q4_K_w(const float* src, void* dst, int64_t n, const float* qw);
+void quantize_q5_K_w(const float* src, void* dst, int64_t n, const float* qw);
+void quantize_q6_K_w(const float* src, void* dst, int64_t n, const float* qw);
+// n is the whole row (sigma2 = mean of x^2 over the row, as llama.cpp).
+void quantize_q4_0_w(const float* src, void* dst, int64_t n, const float* qw);
+void quantize_q4_1_w(const float* src, void* dst, int64_t n, const float* qw);
+void quantize_q5_0_w(const float* src, void* dst, int64_t n, const float* qw);
+void quantize_q5_1_w(const float* src, void* dst, int64_t n, const float* qw);
+// Fitting helpers (ggml's make_qkx2/3_quants, make_qx_quants, make_qp_quants semantics):
+// codes L in [0, nmax] and (scale, -min) minimizing sum w*(scale*L - min - x)^2 over a grid of inverse scales.
+float fit_scale_min(int n, int nmax, const float* x, const float* w, uint8_t* L, float* neg_min, uint8_t* Laux,
+                    float rmin, float rdelta, int nstep);
+// Symmetric codes L = l + nmax, l in [-nmax, nmax - 1], weights qw (x^2 when null); returns the scale.
+float fit_symmetric(int n, int nmax, const float* x, int8_t* L, const float* qw);
+// Non-negative x: codes L in [0, nmax] with weights w; grid search then coordinate descent; returns the scale.
+float fit_positive(int n, int nmax, const float* x, uint8_t* L, const float* w);
+
 // ---- IQ4_NL (quant_ref_iq.cpp): non-linear 4-bit codebook, 32-element blocks, Q8_0 activations
 void to_float_iq4_nl(const void* src, float* dst, int64_t n);
 void from_float_iq4_nl(const float* src, void* dst, int64_t n);  // weighted scale search (see the .cpp)

@@ -21,6 +21,8 @@ constexpr float kGroupMaxEps = 1e-15f;
 
 inline int clampi(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
+}  // namespace
+
 // Codes L[i] in [0, nmax] and (scale, min >= 0) minimizing sum w*(scale*L + min' - x)^2 with
 // min' = -min <= 0. Returns scale; *neg_min receives -min'.
 float fit_scale_min(int n, int nmax, const float* x, const float* w, uint8_t* L, float* neg_min, uint8_t* Laux,
@@ -82,8 +84,9 @@ float fit_scale_min(int n, int nmax, const float* x, const float* w, uint8_t* L,
   return scale;
 }
 
-// Symmetric codes L[i] = l + nmax, l in [-nmax, nmax-1], weights x^2; returns the scale.
-float fit_symmetric(int n, int nmax, const float* x, int8_t* L) {
+// Symmetric codes L[i] = l + nmax, l in [-nmax, nmax-1], weights qw[i] (x^2 when qw is null); returns the
+// scale.
+float fit_symmetric(int n, int nmax, const float* x, int8_t* L, const float* qw) {
   float max = 0, amax = 0;
   for (int i = 0; i < n; ++i) {
     const float ax = std::fabs(x[i]);
@@ -101,7 +104,7 @@ float fit_symmetric(int n, int nmax, const float* x, int8_t* L) {
   for (int i = 0; i < n; ++i) {
     const int l = clampi(nearest_int(iscale * x[i]), -nmax, nmax - 1);
     L[i] = (int8_t)(l + nmax);
-    const float w = x[i] * x[i];
+    const float w = qw ? qw[i] : x[i] * x[i];
     sumlx += w * x[i] * l;
     suml2 += w * l * l;
   }
@@ -113,7 +116,7 @@ float fit_symmetric(int n, int nmax, const float* x, int8_t* L) {
     sumlx = suml2 = 0;
     for (int i = 0; i < n; ++i) {
       const int l = clampi(nearest_int(iscale * x[i]), -nmax, nmax - 1);
-      const float w = x[i] * x[i];
+      const float w = qw ? qw[i] : x[i] * x[i];
       sumlx += w * x[i] * l;
       suml2 += w * l * l;
     }
@@ -124,6 +127,112 @@ float fit_symmetric(int n, int nmax, const float* x, int8_t* L) {
     }
   }
   return scale;
+}
+
+float fit_positive(int n, int nmax, const float* x, uint8_t* L, const float* w) {
+  float max = 0;
+  for (int i = 0; i < n; ++i) max = x[i] > max ? x[i] : max;
+  if (max <= 0) {
+    for (int i = 0; i < n; ++i) L[i] = 0;
+    return 0.f;
+  }
+  auto code = [&](float iscale, int i) { return clampi(nearest_int(iscale * x[i]), 0, nmax); };
+  auto error = [&](float iscale) {
+    const float scale = 1 / iscale;
+    float e = 0;
+    for (int i = 0; i < n; ++i) {
+      const float diff = x[i] - scale * code(iscale, i);
+      e += w[i] * diff * diff;
+    }
+    return e;
+  };
+  float best_iscale = nmax / max;
+  float best = error(best_iscale);
+  for (int is = -4; is <= 4; ++is) {
+    if (is == 0) continue;
+    const float iscale = (0.1f * is + nmax) / max;
+    const float e = error(iscale);
+    if (e < best) {
+      best = e;
+      best_iscale = iscale;
+    }
+  }
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    L[i] = (uint8_t)code(best_iscale, i);
+    sumlx += w[i] * x[i] * L[i];
+    suml2 += w[i] * L[i] * L[i];
+  }
+  // Coordinate descent on the codes: a change is kept when it raises sumlx^2 / suml2 (the error with the
+  // least-squares scale for the codes).
+  for (int iter = 0; iter < 5; ++iter) {
+    bool changed = false;
+    for (int i = 0; i < n; ++i) {
+      for (int delta = -1; delta <= 1; delta += 2) {
+        const int l = L[i] + delta;
+        if (l < 0 || l > nmax) continue;
+        const float nlx = sumlx + w[i] * x[i] * delta;
+        const float nl2 = suml2 + w[i] * (float)(l * l - L[i] * L[i]);
+        if (nl2 > 0 && nlx * nlx * suml2 > sumlx * sumlx * nl2) {
+          L[i] = (uint8_t)l;
+          sumlx = nlx;
+          suml2 = nl2;
+          changed = true;
+          break;
+        }
+      }
+    }
+    if (!changed) break;
+  }
+  return suml2 > 0 ? sumlx / suml2 : 0.f;
+}
+
+namespace {
+
+// Importance-weighted Q4_K / Q5_K super-block (llama.cpp's quantize_row_q{4,5}_K_impl with an imatrix):
+// sub-block weights qw * sqrt(sigma2 + x^2), sigma2 = 2 * mean(x^2) of the super-block; the 8 scales and
+// mins are coded by a weighted positive fit (fit_positive) with each sub-block's weight sum as weight.
+void quantize_kx_superblock_w(const float* x, const float* qw, int nmax, float rmin, float rdelta, int nstep,
+                              uint16_t* d_out, uint16_t* dmin_out, uint8_t packed[kKScaleBytes], uint8_t L[kQKK]) {
+  float scales[8], mins[8], sw[8], weights[32];
+  uint8_t Laux[32], Ls[8], Lm[8];
+  float sum_x2 = 0;
+  for (int l = 0; l < kQKK; ++l) sum_x2 += x[l] * x[l];
+  const float sigma2 = 2 * sum_x2 / kQKK;
+  for (int j = 0; j < 8; ++j) {
+    const float* xs = x + 32 * j;
+    float sumw = 0;
+    for (int l = 0; l < 32; ++l) {
+      weights[l] = qw[32 * j + l] * std::sqrt(sigma2 + xs[l] * xs[l]);
+      sumw += weights[l];
+    }
+    sw[j] = sumw;
+    scales[j] = fit_scale_min(32, nmax, xs, weights, L + 32 * j, &mins[j], Laux, rmin, rdelta, nstep);
+  }
+  const float d_block = fit_positive(8, 63, scales, Ls, sw);
+  const float m_block = fit_positive(8, 63, mins, Lm, sw);
+  std::memset(packed, 0, kKScaleBytes);
+  for (int j = 0; j < 8; ++j) {
+    const uint8_t ls = Ls[j], lm = Lm[j];
+    if (j < 4) {
+      packed[j] = ls;
+      packed[j + 4] = lm;
+    } else {
+      packed[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
+      packed[j - 4] |= (uint8_t)((ls >> 4) << 6);
+      packed[j] |= (uint8_t)((lm >> 4) << 6);
+    }
+  }
+  *d_out = f32_to_fp16(d_block);
+  *dmin_out = f32_to_fp16(m_block);
+  for (int j = 0; j < 8; ++j) {
+    uint8_t sc, m;
+    k_scale_min(j, packed, &sc, &m);
+    const float d = fp16_to_f32(*d_out) * sc;
+    if (!d) continue;
+    const float dm = fp16_to_f32(*dmin_out) * m;
+    for (int i = 0; i < 32; ++i) L[32 * j + i] = (uint8_t)clampi(nearest_int((x[32 * j + i] + dm) / d), 0, nmax);
+  }
 }
 
 // Shared part of Q4_K / Q5_K: fits, 6-bit scale coding, final codes L[256] in [0, nmax].
@@ -173,21 +282,31 @@ void quantize_kx_superblock(const float* x, int nmax, float rmin, float rdelta, 
 
 }  // namespace
 
-void from_float_q4_K(const float* src, void* dst, int64_t n) {
+void from_float_q4_K(const float* src, void* dst, int64_t n) { quantize_q4_K_w(src, dst, n, nullptr); }
+void from_float_q5_K(const float* src, void* dst, int64_t n) { quantize_q5_K_w(src, dst, n, nullptr); }
+void from_float_q6_K(const float* src, void* dst, int64_t n) { quantize_q6_K_w(src, dst, n, nullptr); }
+
+void quantize_q4_K_w(const float* src, void* dst, int64_t n, const float* qw) {
   BlockQ4_K* b = static_cast<BlockQ4_K*>(dst);
   uint8_t L[kQKK];
   for (int64_t i = 0; i < n / kQKK; ++i, src += kQKK) {
-    quantize_kx_superblock(src, 15, -1.f, 0.1f, 20, &b[i].d, &b[i].dmin, b[i].scales, L);
+    if (qw)
+      quantize_kx_superblock_w(src, qw + i * kQKK, 15, -0.9f, 0.05f, 36, &b[i].d, &b[i].dmin, b[i].scales, L);
+    else
+      quantize_kx_superblock(src, 15, -1.f, 0.1f, 20, &b[i].d, &b[i].dmin, b[i].scales, L);
     for (int c = 0; c < 4; ++c)
       for (int l = 0; l < 32; ++l) b[i].qs[32 * c + l] = (uint8_t)(L[64 * c + l] | (L[64 * c + 32 + l] << 4));
   }
 }
 
-void from_float_q5_K(const float* src, void* dst, int64_t n) {
+void quantize_q5_K_w(const float* src, void* dst, int64_t n, const float* qw) {
   BlockQ5_K* b = static_cast<BlockQ5_K*>(dst);
   uint8_t L[kQKK];
   for (int64_t i = 0; i < n / kQKK; ++i, src += kQKK) {
-    quantize_kx_superblock(src, 31, -0.5f, 0.1f, 15, &b[i].d, &b[i].dmin, b[i].scales, L);
+    if (qw)
+      quantize_kx_superblock_w(src, qw + i * kQKK, 31, -0.9f, 0.05f, 36, &b[i].d, &b[i].dmin, b[i].scales, L);
+    else
+      quantize_kx_superblock(src, 31, -0.5f, 0.1f, 15, &b[i].d, &b[i].dmin, b[i].scales, L);
     std::memset(b[i].qh, 0, sizeof(b[i].qh));
     for (int c = 0; c < 4; ++c) {
       for (int l = 0; l < 32; ++l) {
@@ -206,14 +325,14 @@ void from_float_q5_K(const float* src, void* dst, int64_t n) {
   }
 }
 
-void from_float_q6_K(const float* src, void* dst, int64_t n) {
+void quantize_q6_K_w(const float* src, void* dst, int64_t n, const float* qw) {
   BlockQ6_K* b = static_cast<BlockQ6_K*>(dst);
   int8_t L[kQKK];
   float scales[kQKK / 16];
   for (int64_t i = 0; i < n / kQKK; ++i, src += kQKK) {
     float max_scale = 0, max_abs_scale = 0;
     for (int g = 0; g < kQKK / 16; ++g) {
-      scales[g] = fit_symmetric(16, 32, src + 16 * g, L + 16 * g);
+      scales[g] = fit_symmetric(16, 32, src + 16 * g, L + 16 * g, qw ? qw + i * kQKK + 16 * g : nullptr);
       if (std::fabs(scales[g]) > max_abs_scale) {
         max_abs_scale = std::fabs(scales[g]);
         max_scale = scales[g];

@@ -14,6 +14,7 @@
 #include "gguf/gguf_file.h"
 #include "base/rng.h"
 #include "gguf/gguf_writer.h"
+#include "model/quant_recipe.h"
 #include "tensor/dtype.h"
 
 namespace frugal {
@@ -102,59 +103,36 @@ void fill_row(uint64_t tensor_seed, int64_t r, Fill fill, float std, float* out,
 
 // ---- weight types ----
 
-struct TypePlan {
-  bool mixture = false;
-  DType base = DType::F32;     // every 2-D tensor (plain) or the bulk type (mixture)
-  uint32_t file_type = 0;      // general.file_type (llama_ftype)
-};
+// The weight type of each tensor comes from the shared quantization recipe (model/quant_recipe.h): single
+// types are pure (every 2-D/3-D weight gets the type, with the row-length fallback), the _M/_S mixes follow
+// llama-quantize.
+using TypePlan = QuantRecipe;
 
 StatusOr<TypePlan> parse_weight_type(const std::string& name) {
-  struct Entry { const char* name; DType type; bool mixture; uint32_t ftype; };
-  static const Entry kEntries[] = {
-      {"F32", DType::F32, false, 0},    {"F16", DType::F16, false, 1},    {"BF16", DType::BF16, false, 32},
-      {"Q8_0", DType::Q8_0, false, 7},  {"Q4_0", DType::Q4_0, false, 2},  {"Q4_1", DType::Q4_1, false, 3},
-      {"Q5_0", DType::Q5_0, false, 8},  {"Q5_1", DType::Q5_1, false, 9},  {"Q4_K", DType::Q4_K, false, 14},
-      {"Q5_K", DType::Q5_K, false, 16}, {"Q6_K", DType::Q6_K, false, 18}, {"Q4_K_M", DType::Q4_K, true, 15},
-      {"Q5_K_M", DType::Q5_K, true, 17}, {"IQ4_NL", DType::IQ4_NL, false, 25},
-  };
-  std::string up;
-  for (char c : name) up += (char)std::toupper((unsigned char)c);
-  std::string all;
-  for (const Entry& e : kEntries) {
-    if (up == e.name) return TypePlan{e.mixture, e.type, e.ftype};
-    all += std::string(all.empty() ? "" : " ") + e.name;
-  }
-  return invalid_argument("synth: unknown weight_type '" + name + "' (one of " + all + ")");
-}
-
-// llama-quantize's use_more_bits(): the layers that get Q6_K attn_v / ffn_down in *_K_M.
-bool use_more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
-
-// Falls back while `ne0` is not a multiple of the block size.
-DType fit_row(DType t, int64_t ne0) {
-  while (ne0 % dtype_block_size(t) != 0) {
-    switch (t) {
-      case DType::Q4_K: t = DType::Q5_0; break;
-      case DType::Q5_K: t = DType::Q5_1; break;
-      case DType::Q6_K: t = DType::Q8_0; break;
-      default: return DType::F16;
-    }
-  }
-  return t;
+  auto r = parse_quant_recipe(name);
+  if (!r.ok()) return invalid_argument("synth: unknown weight_type '" + name + "' (one of " + quant_recipe_names() + ")");
+  TypePlan plan = std::move(r).value();
+  plan.pure = plan.mix == QuantMix::kNone;
+  return plan;
 }
 
 // kind: "output" (output.weight, or token_embd when tied), "attn_v" (attn_v, attn_kv_b), "attn_k",
 // "attn_output", "ffn_down" (ffn_down, ffn_down_exps, ffn_down_shexp), or "" (other 2-D/3-D).
-// llama-quantize's MoE rules for 8-expert models: attn_k/attn_v Q8_0 and attn_output Q5_K.
 DType choose_type(const TypePlan& plan, const std::string& kind, int layer, int n_layer, int64_t ne0, int n_expert) {
-  DType t = plan.base;
-  if (plan.mixture) {
-    if (kind == "output") t = DType::Q6_K;
-    if ((kind == "attn_v" || kind == "ffn_down") && use_more_bits(layer, n_layer)) t = DType::Q6_K;
-    if (n_expert == 8 && (kind == "attn_k" || kind == "attn_v")) t = DType::Q8_0;
-    if (n_expert == 8 && kind == "attn_output") t = DType::Q5_K;
-  }
-  return fit_row(t, ne0);
+  RecipeModel m;
+  m.n_layer = n_layer;
+  m.n_expert = n_expert;
+  m.n_attn_v = n_layer;  // one attn_v-like tensor per layer
+  RecipeTensor t;
+  t.ne0 = ne0;
+  std::string name;
+  if (kind == "output") name = "output.weight";
+  else if (kind == "attn_v") name = "blk." + std::to_string(layer) + ".attn_v.weight";
+  else if (kind.empty()) name = "weight";
+  else name = "blk." + std::to_string(layer) + "." + kind + ".weight";
+  t.name = name;
+  t.i_attn_v = kind == "attn_v" ? layer : -1;
+  return recipe_tensor_type(plan, m, t);
 }
 
 // ---- vocabulary ----
