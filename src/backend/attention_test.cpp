@@ -1,4 +1,4 @@
-// Attention kernels (CpuBackend: AVX2 per-head, AVX-512 flash) against the scalar reference
+// Attention kernels (CpuBackend: AVX2 and AVX-512 flash-style) against the scalar reference
 // (RefBackend / ops::attention_head): GQA ratios 1/4/8, MQA, MLA latent shapes (V aliasing K), odd head
 // dims, F32/F16/Q8_0 K/V, contiguous and paged caches with shuffled blocks, T = 1..512 with position
 // offsets, n_kv up to 4096. Then batch invariance: a token's output is bit-identical alone, inside a

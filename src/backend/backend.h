@@ -67,6 +67,18 @@ struct KvView {
   const uint8_t* v_row(int64_t r) const { return static_cast<const uint8_t*>(v) + (size_t)row(r) * v_row_bytes; }
 };
 
+// Writable K/V storage rows of one layer, the destination of Backend::rope_kv_write: n_rows rows of
+// k_width (v_width) values in `type` (F32, F16, or Q8_0 with widths that are multiples of 32), k_row_bytes
+// (v_row_bytes) apart. v is null when there is no V storage (MLA latent cache).
+struct KvWriteTarget {
+  DType type = DType::F32;
+  uint8_t* k = nullptr;
+  uint8_t* v = nullptr;
+  size_t k_row_bytes = 0, v_row_bytes = 0;
+  int64_t k_width = 0, v_width = 0;
+  int64_t n_rows = 0;
+};
+
 struct AttentionShape {
   int64_t H = 0, Hkv = 0, Dh_k = 0, Dh_v = 0;
   float scale = 1.f;  // kq scale
@@ -99,6 +111,15 @@ class Backend {
   // In place on x[T, H, Dh] (row stride `row_stride` floats between tokens), position pos[t].
   virtual void rope(float* x, int64_t row_stride, const int32_t* pos, int64_t T, int64_t H, int64_t Dh,
                     const RopeParams& p) = 0;
+  // Fused rope + KV write. For every token t: row t of k (dst.k_width values, stride k_stride floats) with
+  // the H heads of Dh values starting at column rope_col roped at position pos[t] (exactly as rope() does,
+  // on a copy: k is not modified) is stored, converted to dst.type, as row rows[t] of dst.k; row t of v
+  // (dst.v_width values, stride v_stride) as row rows[t] of dst.v when dst.v is set. Bit-identical to
+  // rope() followed by the conversion (F16: round to nearest even; Q8_0: qref::from_float_q8_0). The
+  // default does exactly that through rope() on a copy (backend/kv_write.cpp).
+  virtual void rope_kv_write(const float* k, int64_t k_stride, const float* v, int64_t v_stride, const int32_t* pos,
+                             const int32_t* rows, int64_t T, int64_t rope_col, int64_t H, int64_t Dh,
+                             const RopeParams& p, const KvWriteTarget& dst);
   // out[T, H*Dh_v] = causal attention of q[T, H*Dh_k] (row stride q_stride) over kv rows [0, n_kv)
   // where query t sees keys with position <= pos[t].
   virtual void attention(const float* q, int64_t q_stride, const int32_t* pos, int64_t T, const KvView& kv,

@@ -76,6 +76,20 @@ void KvCache::store(int64_t layer, const int32_t* rows, int64_t T, const float* 
   }
 }
 
+KvWriteTarget KvCache::write_target(int64_t layer) {
+  FRUGAL_CHECK(layer >= 0 && layer < n_layer_);
+  KvWriteTarget t;
+  t.type = type_;
+  t.k = k_.data() + (size_t)layer * n_ctx_ * k_row_bytes_;
+  t.v = v_width_ > 0 ? v_.data() + (size_t)layer * n_ctx_ * v_row_bytes_ : nullptr;
+  t.k_row_bytes = k_row_bytes_;
+  t.v_row_bytes = v_row_bytes_;
+  t.k_width = k_width_;
+  t.v_width = v_width_;
+  t.n_rows = n_ctx_;
+  return t;
+}
+
 KvView KvCache::view(int64_t layer, int64_t n_kv, const int32_t* block_table, int block_shift) const {
   FRUGAL_CHECK(layer >= 0 && layer < n_layer_ && n_kv >= 0 && (block_table || n_kv <= n_ctx_));
   KvView kv;

@@ -49,6 +49,8 @@ class KvCache {
   // In MLA latent mode v is ignored (may be null).
   void store(int64_t layer, const int32_t* rows, int64_t T, const float* k, int64_t k_stride, const float* v,
              int64_t v_stride);
+  // The storage rows of layer `layer` for Backend::rope_kv_write (the fused form of rope + store()).
+  KvWriteTarget write_target(int64_t layer);
   // Positions [0, n_kv) of layer `layer`: rows 0..n_kv-1, or through a block table (see KvView).
   KvView view(int64_t layer, int64_t n_kv, const int32_t* block_table = nullptr, int block_shift = 0) const;
 

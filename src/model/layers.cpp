@@ -57,8 +57,8 @@ void attention_block(Backend& be, const ModelConfig& c, const AttentionWeights& 
   if (w.bk) be.add_bias(k, w.bk, T, kw);
   if (w.bv) be.add_bias(v, w.bv, T, vw);
   be.rope(q, qw, b.pos, T, c.n_head, c.head_dim_k, c.rope);
-  be.rope(k, kw, b.pos, T, c.n_head_kv, c.head_dim_k, c.rope);
-  kv.store(layer, b.slots, T, k, kw, v, vw);
+  // rope k and write k/v into the cache rows in one pass (bit-identical to rope + KvCache::store)
+  be.rope_kv_write(k, kw, v, vw, b.pos, b.slots, T, 0, c.n_head_kv, c.head_dim_k, c.rope, kv.write_target(layer));
   const AttentionShape s{c.n_head, c.n_head_kv, c.head_dim_k, c.head_dim_v, c.kq_scale};
   ws.attn_seqs.resize((size_t)b.n_seqs);
   for (int64_t i = 0; i < b.n_seqs; ++i) {

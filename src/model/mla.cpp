@@ -83,7 +83,7 @@ Status load_mla(WeightLoader& L, const GgufFile& f, const ModelConfig& c, int64_
 }
 
 void mla_qkv(Backend& be, const ModelConfig& c, const MlaWeights& w, const int32_t* pos, int64_t T, const float* a,
-             MlaWorkspace& ws) {
+             MlaWorkspace& ws, bool rope_k) {
   const MlaConfig& m = c.mla;
   const int64_t H = c.n_head, hk = m.qk_nope + m.qk_rope, Lr = m.kv_lora_rank, kvw = Lr + m.qk_rope;
   grow(ws.q, T * H * hk);
@@ -104,7 +104,7 @@ void mla_qkv(Backend& be, const ModelConfig& c, const MlaWeights& w, const int32
   scatter(ws.c.data(), T, Lr, ws.kv.data(), kvw);
   // rope: the last qk_rope values of every q head, and the shared k_pe (rope.n_dims == qk_rope)
   be.rope(ws.q.data() + m.qk_nope, H * hk, pos, T, H, hk, c.rope);
-  be.rope(ws.kv.data() + Lr, kvw, pos, T, 1, m.qk_rope, c.rope);
+  if (rope_k) be.rope(ws.kv.data() + Lr, kvw, pos, T, 1, m.qk_rope, c.rope);
 }
 
 void mla_attention(Backend& be, const ModelConfig& c, const MlaWeights& w, KvCache& kv, int64_t layer, const Batch& b,
@@ -112,8 +112,10 @@ void mla_attention(Backend& be, const ModelConfig& c, const MlaWeights& w, KvCac
   const MlaConfig& m = c.mla;
   const int64_t T = b.T, H = c.n_head, hk = m.qk_nope + m.qk_rope, Lr = m.kv_lora_rank, kvw = Lr + m.qk_rope;
   const int64_t vh = m.v_head;
-  mla_qkv(be, c, w, b.pos, T, a, ws);
-  kv.store(layer, b.slots, T, ws.kv.data(), kvw, nullptr, 0);
+  mla_qkv(be, c, w, b.pos, T, a, ws, /*rope_k=*/false);
+  // rope k_pe and write [c_kv | k_pe] into the latent cache rows in one pass (= rope + KvCache::store)
+  be.rope_kv_write(ws.kv.data(), kvw, nullptr, 0, b.pos, b.slots, T, Lr, 1, m.qk_rope, c.rope,
+                   kv.write_target(layer));
 
   // q'_h = [W_kb,h q_nope_h | q_pe_h]   [T, H, L + R]; all heads' W_kb in one matmul_multi
   grow(ws.qa, T * H * kvw);

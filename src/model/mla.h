@@ -50,9 +50,10 @@ struct MlaWorkspace {
 };
 
 // Common prefix of both MLA formulations: q [T, H*hk] with q_pe roped and kv [T, L+R] = [normed c_kv |
-// roped k_pe], into ws.q and ws.kv.
+// roped k_pe], into ws.q and ws.kv. rope_k false leaves k_pe unroped (the caller ropes it while writing
+// the cache: Backend::rope_kv_write).
 void mla_qkv(Backend& be, const ModelConfig& c, const MlaWeights& w, const int32_t* pos, int64_t T, const float* a,
-             MlaWorkspace& ws);
+             MlaWorkspace& ws, bool rope_k = true);
 
 // x[T, D] += MLA(a[T, D]) for layer `layer`: stores each token's latent row at its slot, then attends each
 // sequence of the batch over its own positions (absorbed form).

@@ -34,12 +34,15 @@ inline __m512 exp_nonpos(__m512 x) {
 // Lane j of the result = sum of the 16 lanes of v[j].
 inline __m512 reduce16(const __m512* v) {
   __m512 a[8], b[4], c[2];
+#pragma GCC unroll 16
   for (int k = 0; k < 8; ++k)  // per 128-bit lane: [x0+x2, y0+y2, x1+x3, y1+y3]
     a[k] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * k], v[2 * k + 1]), _mm512_unpackhi_ps(v[2 * k], v[2 * k + 1]));
+#pragma GCC unroll 16
   for (int k = 0; k < 4; ++k) {  // per 128-bit lane: the 4 keys' sums over that lane
     const __m512d x = _mm512_castps_pd(a[2 * k]), y = _mm512_castps_pd(a[2 * k + 1]);
     b[k] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)), _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
   }
+#pragma GCC unroll 16
   for (int k = 0; k < 2; ++k)  // [keys 0-3 lanes 0+1, keys 0-3 lanes 2+3, keys 4-7 ..., keys 4-7 ...]
     c[k] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * k], b[2 * k + 1], 0x88),
                          _mm512_shuffle_f32x4(b[2 * k], b[2 * k + 1], 0xDD));
@@ -83,10 +86,12 @@ float block_scores(const float* q, const float* K, int64_t dkp, int64_t nv, floa
   const __m512 vscale = _mm512_set1_ps(scale);
   for (int64_t jg = 0; jg < nv; jg += 16) {
     __m512 acc[16];
+#pragma GCC unroll 16
     for (int r = 0; r < 16; ++r) acc[r] = _mm512_setzero_ps();
     const float* k = K + jg * dkp;
     for (int64_t d = 0; d < dkp; d += 16) {
       const __m512 qv = _mm512_loadu_ps(q + d);
+#pragma GCC unroll 16
       for (int r = 0; r < 16; ++r) acc[r] = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k + r * dkp + d), acc[r]);
     }
     const int64_t left = nv - jg;

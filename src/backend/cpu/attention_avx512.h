@@ -37,5 +37,9 @@ int64_t flash_kv_block(const AttentionShape& s);
 // out = softmax(q·K^T * s.scale) · V for each of the nq queries over KV head g of kv.
 void attention_flash_avx512(const FlashQuery* qs, int64_t nq, const KvView& kv, int64_t g, const AttentionShape& s,
                             FlashScratch* scratch);
+// The same with 8-lane AVX2/FMA/F16C vectors (cpu/attention_flash_avx2.cpp; exp clamped at e^-87); call only
+// when isa_supported(Isa::kAvx2). Its results differ from the AVX-512 kernel's in summation order.
+void attention_flash_avx2(const FlashQuery* qs, int64_t nq, const KvView& kv, int64_t g, const AttentionShape& s,
+                          FlashScratch* scratch);
 
 }  // namespace frugal::ops

@@ -1,14 +1,14 @@
 // CpuBackend: SIMD kernels picked at run time (matmul: backend/matmul.cpp), every op parallel over the
 // engine's ThreadPool. Non-matmul ops run the same scalar row kernels as RefBackend (ops_scalar.h), split
-// over rows/heads, so their results are bit-identical to the reference; attention has an AVX2 twin
-// (cpu/attention_avx2.cpp) and an AVX-512 flash-style kernel (cpu/attention_avx512.cpp) that differ from
-// the scalar one only in summation order (and the flash kernel's exp polynomial).
+// over rows/heads, so their results are bit-identical to the reference; attention has flash-style
+// (online softmax) AVX-512 and AVX2 kernels (cpu/attention_avx512.cpp, cpu/attention_flash_avx2.cpp) that
+// differ from the scalar one only in summation order and in their exp polynomial.
 #include <algorithm>
 #include <vector>
 
 #include "backend/backend.h"
-#include "backend/cpu/attention_avx2.h"
 #include "backend/cpu/attention_avx512.h"
+#include "backend/kv_write.h"
 #include "backend/matmul.h"
 #include "backend/ops_scalar.h"
 #include "base/check.h"
@@ -50,6 +50,15 @@ class CpuBackend final : public Backend {
     });
   }
 
+  void rope_kv_write(const float* k, int64_t k_stride, const float* v, int64_t v_stride, const int32_t* pos,
+                     const int32_t* rows, int64_t T, int64_t rope_col, int64_t H, int64_t Dh, const RopeParams& p,
+                     const KvWriteTarget& dst) override {
+    pool_->parallel_range(T, [&](int64_t b, int64_t e, int) {
+      std::vector<float> tmp((size_t)dst.k_width);
+      ops::rope_kv_write_rows(k, k_stride, v, v_stride, pos, rows, b, e, rope_col, H, Dh, p, dst, tmp.data());
+    });
+  }
+
   void attention(const float* q, int64_t q_stride, const int32_t* pos, int64_t T, const KvView& kv,
                  const AttentionShape& s, float* out) override {
     const AttentionSeq seq{0, T, kv};
@@ -58,7 +67,7 @@ class CpuBackend final : public Backend {
 
   void attention_multi(const float* q, int64_t q_stride, const int32_t* pos, const AttentionSeq* seqs,
                        int64_t n_seqs, const AttentionShape& s, float* out) override {
-    if (isa_ >= Isa::kAvx512) return attention_flash(q, q_stride, pos, seqs, n_seqs, s, out);
+    if (isa_ >= Isa::kAvx2) return attention_flash(q, q_stride, pos, seqs, n_seqs, s, out);
     const int64_t group = s.H / s.Hkv;
     const int n_threads = pool_->n_threads();
     int64_t T = 0, max_kv = 1;
@@ -72,13 +81,12 @@ class CpuBackend final : public Backend {
     if ((int)scores_.size() < n_threads) scores_.resize(n_threads);
     for (auto& v : scores_)
       if ((int64_t)v.size() < max_kv) v.resize((size_t)max_kv);
-    const auto head = isa_ >= Isa::kAvx2 ? ops::attention_head_avx2 : ops::attention_head;
     pool_->parallel_for(T * s.H, [&](int64_t task, int thread) {
       const int64_t t = task / s.H, h = task % s.H;
       const KvView& kv = seqs[seq_of_[(size_t)t]].kv;
       const int64_t n_visible = std::min<int64_t>(pos[t] + 1, kv.n_kv);
-      head(q + t * q_stride + h * s.Dh_k, kv, h / group, n_visible, s, scores_[thread].data(),
-           out + (t * s.H + h) * s.Dh_v);
+      ops::attention_head(q + t * q_stride + h * s.Dh_k, kv, h / group, n_visible, s, scores_[thread].data(),
+                          out + (t * s.H + h) * s.Dh_v);
     });
   }
 
@@ -102,7 +110,7 @@ class CpuBackend final : public Backend {
     int32_t seq, g, t0, nt, h0, nh;
   };
 
-  // AVX-512 path: tiles over (sequence, kv head, token block, head block), each tile one flash kernel call
+  // AVX2 / AVX-512 path: tiles over (sequence, kv head, token block, head block), each tile one flash kernel call
   // that converts every K/V row once for all its queries. Tile shapes only decide which queries share the
   // conversion; each query's arithmetic is independent of them (batch invariance).
   void attention_flash(const float* q, int64_t q_stride, const int32_t* pos, const AttentionSeq* seqs, int64_t n_seqs,
@@ -138,7 +146,8 @@ class CpuBackend final : public Backend {
         for (int64_t h = tl.g * group + tl.h0; h < tl.g * group + tl.h0 + tl.nh; ++h)
           qs.push_back({q + t * q_stride + h * s.Dh_k, out + (t * s.H + h) * s.Dh_v, n_visible});
       }
-      ops::attention_flash_avx512(qs.data(), (int64_t)qs.size(), kv, tl.g, s, &flash_[(size_t)thread]);
+      const auto kernel = isa_ >= Isa::kAvx512 ? ops::attention_flash_avx512 : ops::attention_flash_avx2;
+      kernel(qs.data(), (int64_t)qs.size(), kv, tl.g, s, &flash_[(size_t)thread]);
     });
   }
 

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/kv_write.h"
 #include "backend/matmul.h"
 #include "backend/ops_scalar.h"
 
@@ -31,6 +32,13 @@ class RefBackend final : public Backend {
       ops::rope_cache(pos[t], p, cs.data());
       for (int64_t h = 0; h < H; ++h) ops::rope_head(x + t * row_stride + h * Dh, cs.data(), p);
     }
+  }
+
+  void rope_kv_write(const float* k, int64_t k_stride, const float* v, int64_t v_stride, const int32_t* pos,
+                     const int32_t* rows, int64_t T, int64_t rope_col, int64_t H, int64_t Dh, const RopeParams& p,
+                     const KvWriteTarget& dst) override {
+    std::vector<float> tmp((size_t)dst.k_width);
+    ops::rope_kv_write_rows(k, k_stride, v, v_stride, pos, rows, 0, T, rope_col, H, Dh, p, dst, tmp.data());
   }
 
   void attention(const float* q, int64_t q_stride, const int32_t* pos, int64_t T, const KvView& kv,
