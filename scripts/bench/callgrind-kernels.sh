@@ -30,7 +30,7 @@ if ! command -v valgrind >/dev/null || [[ ! -f /usr/include/valgrind/callgrind.h
   sudo_cmd=""; [[ $(id -u) -eq 0 ]] || sudo_cmd="sudo"
   $sudo_cmd apt-get install -y valgrind >&2
 fi
-cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFRUGAL_BUILD_TESTS=OFF >/dev/null
+[[ -f "$build/build.ninja" ]] || cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFRUGAL_BUILD_TESTS=OFF >/dev/null
 cmake --build "$build" --target frugal_callgrind_kernels -j "$(nproc)" >&2
 bin="$build/frugal_callgrind_kernels"
 tmp="$(mktemp -d)"
@@ -41,7 +41,7 @@ while read -r c; do
   f="$tmp/cg.out"
   line="$(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$f" "$bin" "$c" --reps "$reps" 2>/dev/null)" || {
     echo "[callgrind] $c failed" >&2; continue; }
-  ir="$(sed -n 's/^summary: *//p; s/^totals: *//p' "$f" | head -1 | awk '{print $1}')"
+  ir="$(sed -n "s/^totals: *//p" "$f" | head -1 | awk "{print \$1}")"
   wbytes="$(sed -n 's/.*weight_bytes=\([0-9]*\).*/\1/p' <<< "$line")"
   macs="$(sed -n 's/.*macs=\([0-9]*\).*/\1/p' <<< "$line")"
   row="$(awk -v ir="$ir" -v r="$reps" -v wb="$wbytes" -v m="$macs" -v c="$c" \
