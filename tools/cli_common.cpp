@@ -8,6 +8,9 @@
 #include <sstream>
 #include <thread>
 
+#include <unistd.h>
+
+#include "base/huge_pages.h"
 #include "base/timer.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
@@ -80,6 +83,54 @@ StatusOr<Runtime> make_runtime(int n_threads, const std::string& isa_name) {
   rt.isa = isa;
   rt.n_threads = n_threads;
   return rt;
+}
+
+void add_load_flags(CLI::App* app, LoadFlags* flags) {
+  app->add_flag("--mmap,!--no-mmap", flags->mmap,
+                "--mmap (default): map the weights from the page cache; --no-mmap: read them into anonymous "
+                "huge-page memory (the kernel cannot evict them)");
+  app->add_flag("--mlock", flags->mlock, "lock the weights in RAM (a refusal is a warning)");
+}
+
+StatusOr<std::unique_ptr<Model>> load_model(const std::string& path, const LoadFlags& flags, ThreadPool* pool,
+                                            const char* who) {
+  LoadOptions lo;
+  lo.mode = flags.mmap ? LoadMode::kMmap : LoadMode::kRead;
+  lo.lock = flags.mlock;
+  std::unique_ptr<ThreadPool> own_pool;
+  if (!flags.mmap && !pool) {
+    own_pool = std::make_unique<ThreadPool>(default_threads());
+    pool = own_pool.get();
+  }
+  lo.pool = pool;
+  const bool tty = isatty(STDERR_FILENO) != 0;
+  int last_pct = -1;
+  lo.progress = [&](uint64_t done, uint64_t total) {
+    if (!tty || total < (uint64_t(1) << 30)) return;
+    const int pct = (int)(100 * done / total);
+    if (pct == last_pct) return;
+    last_pct = pct;
+    std::fprintf(stderr, "\r%s: reading %s: %3d%% of %s", who, path.c_str(), pct, format_bytes(total).c_str());
+    if (done == total) std::fputc('\n', stderr);
+    std::fflush(stderr);
+  };
+  const double t0 = now_seconds();
+  FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::load(path, lo));
+  const double load_s = now_seconds() - t0;
+  const MappedFile* m = model->gguf().mapped();
+  if (m && !m->lock_warning().empty()) std::fprintf(stderr, "%s: warning: %s\n", who, m->lock_warning().c_str());
+  if (m && (!flags.mmap || flags.mlock)) {
+    std::fprintf(stderr, "%s: weights %s (%s) in %.0f ms%s%s; %s\n", who,
+                 m->mode() == LoadMode::kRead ? "read into anonymous memory" : "memory-mapped",
+                 format_bytes(m->size()).c_str(), load_s * 1e3,
+                 m->mode() == LoadMode::kRead ? (m->huge_advised() ? ", MADV_HUGEPAGE" : ", no huge pages") : "",
+                 m->locked() ? ", locked" : "", huge_page_summary().c_str());
+  }
+  return model;
+}
+
+std::string huge_page_summary() {
+  return "THP " + thp_mode() + ", AnonHugePages " + format_bytes(anon_huge_pages_bytes());
 }
 
 StatusOr<double> warmup(Model& model, Backend& backend) {

@@ -40,6 +40,11 @@ Command add_synth_command(CLI::App& root);
 Command add_batched_bench_command(CLI::App& root);
 Command add_usage_command(CLI::App& root);
 Command add_serve_command(CLI::App& root);
+Command add_perplexity_command(CLI::App& root);
+Command add_eval_command(CLI::App& root);
+Command add_prune_command(CLI::App& root);
+Command add_quantize_command(CLI::App& root);
+Command add_imatrix_command(CLI::App& root);
 
 // Threads when -t is not given: the number of logical cores.
 int default_threads();
@@ -60,6 +65,22 @@ struct Runtime {
   int n_threads = 1;
 };
 StatusOr<Runtime> make_runtime(int n_threads, const std::string& isa_name);
+
+// How the weights get into memory; one flag set shared by run, bench, serve, batched-bench and logits:
+//   --mmap (default) / --no-mmap: map the file, or read it into anonymous huge-page memory (in parallel);
+//   --mlock: lock the weights in RAM (a refusal is a warning, not an error).
+struct LoadFlags {
+  bool mmap = true;
+  bool mlock = false;
+};
+void add_load_flags(CLI::App* app, LoadFlags* flags);
+// Model::load with `flags`. --no-mmap reads on `pool` (nullptr: a temporary pool, one thread per core) and
+// shows a progress line on a terminal for files over 1 GiB; non-default flags get one stderr line
+// `<who>: weights ...` (mode, huge pages, lock, time); a refused lock gets a warning line.
+StatusOr<std::unique_ptr<Model>> load_model(const std::string& path, const LoadFlags& flags, ThreadPool* pool,
+                                            const char* who);
+// "THP madvise, AnonHugePages 1.20 GiB": the kernel's transparent-huge-page mode and what this process got.
+std::string huge_page_summary();
 
 // One small forward pass (2 tokens) so the weights are paged in and the kernels' buffers exist before
 // the first real request; returns its wall time in seconds (what llama.cpp's warm-up does).

@@ -22,6 +22,7 @@ namespace {
 
 struct BatchedBenchOptions {
   std::string model;
+  LoadFlags load;  // --mmap/--no-mmap/--mlock
   std::string npp = "128", ntg = "128", npl = "1,2,4,8,16";
   int threads = 0;
   int64_t n_batch = 2048;
@@ -86,7 +87,7 @@ Status run(const BatchedBenchOptions& o) {
   if (o.n_batch < 1) return invalid_argument("-b: batch size must be >= 1");
   FRUGAL_ASSIGN_OR_RETURN(DType kv_type, parse_kv_type(o.kv_type));
   FRUGAL_ASSIGN_OR_RETURN(Runtime rt, make_runtime(o.threads, o.isa));
-  FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::load(o.model));
+  FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, load_model(o.model, o.load, rt.pool.get(), "frugal batched-bench"));
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tok, Tokenizer::from_gguf(model->gguf()));
   FRUGAL_ASSIGN_OR_RETURN(const double warm_s, warmup(*model, *rt.backend));
   std::printf("frugal batched-bench: %s: %s | %s, threads %d | kv %s, n_batch %lld | warm-up %.0f ms\n\n", o.model.c_str(),
@@ -117,6 +118,7 @@ Command add_batched_bench_command(CLI::App& root) {
       "batched-bench",
       "Throughput of the continuous-batching engine with N parallel sequences (llama-batched-bench's columns)");
   app->add_option("-m,--model", o->model, "GGUF model file")->required();
+  add_load_flags(app, &o->load);
   app->add_option("--npp", o->npp, "prompt tokens per sequence, comma-separated")->capture_default_str();
   app->add_option("--ntg", o->ntg, "generated tokens per sequence, comma-separated (>= 2)")->capture_default_str();
   app->add_option("--npl", o->npl, "parallel sequences, comma-separated")->capture_default_str();

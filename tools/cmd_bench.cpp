@@ -2,11 +2,15 @@
 //
 //   pp<N>: one prefill of N random tokens into an empty KV cache, in forwards of n_batch tokens.
 //   tg<N>: N single-token decode steps starting from an empty KV cache.
+//   -d D (--n-depth, like llama-bench -d): the cache first holds D tokens (filled once per test, untimed, in
+//   forwards of n_batch); each repetition truncates it back to D and runs the test after them
+//   ("pp512 @ d4096").
 // Each test runs once as a warm-up (pp: the whole prompt; tg: one step, like llama-bench), then -r timed
 // repetitions; t/s = tokens / seconds per repetition, reported as mean ± sample standard deviation.
 // Output: a markdown table (llama-bench's columns) or a JSON array with llama-bench's field names.
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -25,8 +29,10 @@ namespace {
 
 struct BenchOptions {
   std::vector<std::string> models;
+  LoadFlags load;  // --mmap/--no-mmap/--mlock
   std::string n_prompt = "512";
   std::string n_gen = "128";
+  std::string n_depth = "0";
   std::string threads;
   int reps = 5;
   std::string output = "md";
@@ -71,7 +77,7 @@ struct TestResult {
   std::string model_filename, model_type, isa, kv_type, test_time;
   uint64_t model_size = 0, n_params = 0;
   int n_threads = 0;
-  int64_t n_prompt = 0, n_gen = 0, n_batch = 0;
+  int64_t n_prompt = 0, n_gen = 0, n_batch = 0, n_depth = 0;
   std::vector<uint64_t> samples_ns;
   // --moe-stats: weight bytes read per token (measured from the expert counters) and experts run per MoE
   // layer and forward; active parameters per token and the model's tensor bytes.
@@ -113,42 +119,49 @@ std::string utc_now_iso8601() {
   return buf;
 }
 
-// One timed run of a test on an empty cache; returns nanoseconds.
+// One timed run of a test on a cache truncated to its first `depth` positions (0: empty); returns
+// nanoseconds. tokens[depth..] are the test's tokens.
 StatusOr<uint64_t> time_once(Model& model, Backend& backend, KvCache& kv, const std::vector<int32_t>& tokens,
-                             int64_t n_prompt, int64_t n_gen, int64_t n_batch, std::vector<float>& logits) {
-  kv.clear();
+                             int64_t depth, int64_t n_prompt, int64_t n_gen, int64_t n_batch,
+                             std::vector<float>& logits) {
+  kv.truncate(depth);
+  const int32_t* tok = tokens.data() + depth;
   const double t0 = now_seconds();
-  if (n_prompt > 0) FRUGAL_RETURN_IF_ERROR(forward_chunked(model, backend, kv, tokens.data(), n_prompt, n_batch, logits.data()));
+  if (n_prompt > 0) FRUGAL_RETURN_IF_ERROR(forward_chunked(model, backend, kv, tok, n_prompt, n_batch, logits.data()));
   for (int64_t i = 0; i < n_gen; ++i) {
-    FRUGAL_RETURN_IF_ERROR(forward_chunked(model, backend, kv, &tokens[(size_t)i], 1, 1, logits.data()));
+    FRUGAL_RETURN_IF_ERROR(forward_chunked(model, backend, kv, tok + i, 1, 1, logits.data()));
   }
   return (uint64_t)std::llround((now_seconds() - t0) * 1e9);
 }
 
-StatusOr<TestResult> run_test(Model& model, Runtime& rt, DType kv_type, int64_t n_prompt, int64_t n_gen,
-                              const BenchOptions& o) {
+StatusOr<TestResult> run_test(Model& model, Runtime& rt, DType kv_type, int64_t depth, int64_t n_prompt,
+                              int64_t n_gen, const BenchOptions& o) {
   const ModelConfig& cfg = model.config();
   TestResult r;
   r.n_prompt = n_prompt;
   r.n_gen = n_gen;
   r.n_threads = rt.n_threads;
   r.n_batch = o.n_batch;
+  r.n_depth = depth;
   r.test_time = utc_now_iso8601();
-  const int64_t n = n_prompt + n_gen;
+  const int64_t n = depth + n_prompt + n_gen;
   std::vector<int32_t> tokens((size_t)n);
   Rng rng(1234);
   for (int32_t& t : tokens) t = (int32_t)(rng.next_u64() % (uint64_t)cfg.n_vocab);
   std::vector<float> logits((size_t)cfg.n_vocab);
   FRUGAL_RETURN_IF_ERROR(KvCache::supports(cfg, kv_type));
   KvCache kv(cfg, n, kv_type);
+  if (depth > 0) FRUGAL_RETURN_IF_ERROR(forward_chunked(model, *rt.backend, kv, tokens.data(), depth, o.n_batch, logits.data()));
   if (!o.no_warmup) {
-    FRUGAL_RETURN_IF_ERROR(
-        time_once(model, *rt.backend, kv, tokens, n_prompt, std::min<int64_t>(n_gen, 1), o.n_batch, logits).status());
+    FRUGAL_RETURN_IF_ERROR(time_once(model, *rt.backend, kv, tokens, depth, n_prompt, std::min<int64_t>(n_gen, 1),
+                                     o.n_batch, logits)
+                               .status());
   }
   const MoeStats* ms = o.moe_stats ? model.moe_stats() : nullptr;
   const MoeTally before = ms ? moe_tally(*ms) : MoeTally{};
   for (int i = 0; i < o.reps; ++i) {
-    FRUGAL_ASSIGN_OR_RETURN(uint64_t ns, time_once(model, *rt.backend, kv, tokens, n_prompt, n_gen, o.n_batch, logits));
+    FRUGAL_ASSIGN_OR_RETURN(uint64_t ns,
+                            time_once(model, *rt.backend, kv, tokens, depth, n_prompt, n_gen, o.n_batch, logits));
     r.samples_ns.push_back(ns);
   }
   if (ms) {
@@ -159,7 +172,7 @@ StatusOr<TestResult> run_test(Model& model, Runtime& rt, DType kv_type, int64_t 
     r.moe = true;
     r.moe_active_params = active_params(model);
     r.moe_bytes_per_token = ((double)moe_base_bytes(model) * forwards + (after.expert_bytes - before.expert_bytes)) /
-                            ((double)o.reps * (double)n);
+                            ((double)o.reps * (double)r.n_tokens());
     r.moe_experts_per_layer_forward = (double)(after.runs - before.runs) / forwards / (double)std::max<int64_t>(n_moe, 1);
   }
   return r;
@@ -174,7 +187,7 @@ nlohmann::ordered_json to_json(const TestResult& r) {
       {"model_size", r.model_size}, {"model_n_params", r.n_params}, {"n_batch", r.n_batch},
       {"n_ubatch", r.n_batch}, {"n_threads", r.n_threads}, {"type_k", r.kv_type}, {"type_v", r.kv_type},
       {"n_gpu_layers", 0}, {"flash_attn", false}, {"use_mmap", true}, {"n_prompt", r.n_prompt},
-      {"n_gen", r.n_gen}, {"test_time", r.test_time}, {"avg_ns", (uint64_t)std::llround(mean(ns))},
+      {"n_gen", r.n_gen}, {"n_depth", r.n_depth}, {"test_time", r.test_time}, {"avg_ns", (uint64_t)std::llround(mean(ns))},
       {"stddev_ns", (uint64_t)std::llround(stddev(ns))}, {"avg_ts", mean(ts)}, {"stddev_ts", stddev(ts)},
       {"samples_ns", r.samples_ns}, {"samples_ts", ts}};
 }
@@ -213,7 +226,8 @@ void print_markdown_header() {
 
 void print_markdown_row(const TestResult& r) {
   const std::vector<double> ts = r.samples_ts();
-  const std::string test = r.n_prompt > 0 ? "pp" + std::to_string(r.n_prompt) : "tg" + std::to_string(r.n_gen);
+  std::string test = r.n_prompt > 0 ? "pp" + std::to_string(r.n_prompt) : "tg" + std::to_string(r.n_gen);
+  if (r.n_depth > 0) test += " @ d" + std::to_string(r.n_depth);
   char tps[64];
   std::snprintf(tps, sizeof(tps), "%.2f ± %.2f", mean(ts), stddev(ts));
   std::printf("| %-30s | %10s | %10s | %-10s | %7d | %13s | %20s |\n", r.model_type.c_str(),
@@ -228,13 +242,14 @@ Status bench(const BenchOptions& o) {
   if (o.n_batch < 1) return invalid_argument("-b: batch size must be >= 1");
   FRUGAL_ASSIGN_OR_RETURN(std::vector<int64_t> prompts, parse_int_list("-p", o.n_prompt, 0));
   FRUGAL_ASSIGN_OR_RETURN(std::vector<int64_t> gens, parse_int_list("-n", o.n_gen, 0));
+  FRUGAL_ASSIGN_OR_RETURN(std::vector<int64_t> depths, parse_int_list("-d", o.n_depth, 0));
   FRUGAL_ASSIGN_OR_RETURN(std::vector<int64_t> threads,
                           parse_int_list("-t", o.threads.empty() ? std::to_string(default_threads()) : o.threads, 1));
   FRUGAL_ASSIGN_OR_RETURN(DType kv_type, parse_kv_type(o.kv_type));
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
   if (o.output == "md") print_markdown_header();
   for (const std::string& path : o.models) {
-    FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::load(path));
+    FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, load_model(path, o.load, nullptr, "frugal bench"));
     TestResult base;
     base.model_filename = path;
     base.n_params = model->n_params();
@@ -243,13 +258,15 @@ Status bench(const BenchOptions& o) {
     base.kv_type = o.kv_type;
     for (int64_t t : threads) {
       FRUGAL_ASSIGN_OR_RETURN(Runtime rt, make_runtime((int)t, o.isa));
-      std::vector<std::pair<int64_t, int64_t>> tests;
-      for (int64_t p : prompts)
-        if (p > 0) tests.push_back({p, 0});
-      for (int64_t g : gens)
-        if (g > 0) tests.push_back({0, g});
-      for (const auto& [p, g] : tests) {
-        FRUGAL_ASSIGN_OR_RETURN(TestResult r, run_test(*model, rt, kv_type, p, g, o));
+      std::vector<std::array<int64_t, 3>> tests;  // {depth, n_prompt, n_gen}
+      for (int64_t d : depths) {
+        for (int64_t p : prompts)
+          if (p > 0) tests.push_back({d, p, 0});
+        for (int64_t g : gens)
+          if (g > 0) tests.push_back({d, 0, g});
+      }
+      for (const auto& [d, p, g] : tests) {
+        FRUGAL_ASSIGN_OR_RETURN(TestResult r, run_test(*model, rt, kv_type, d, p, g, o));
         r.model_filename = base.model_filename;
         r.model_type = base.model_type;
         r.model_size = base.model_size;
@@ -264,6 +281,8 @@ Status bench(const BenchOptions& o) {
         }
       }
     }
+    std::fprintf(stderr, "frugal bench: %s: weights %s; %s\n", path.c_str(),
+                 o.load.mmap ? "memory-mapped" : "in anonymous memory", huge_page_summary().c_str());
   }
   if (o.output == "json") std::printf("%s\n", out.dump(2).c_str());
   return Status::Ok();
@@ -275,9 +294,13 @@ Command add_bench_command(CLI::App& root) {
   auto o = std::make_shared<BenchOptions>();
   CLI::App* app = root.add_subcommand("bench", "Measure prompt processing (pp) and generation (tg) speed, like llama-bench");
   app->add_option("-m,--model", o->models, "GGUF model file (repeat for several)")->required();
+  add_load_flags(app, &o->load);
   app->add_option("-p,--n-prompt", o->n_prompt, "prompt lengths for pp tests, comma-separated (0: none)")
       ->capture_default_str();
   app->add_option("-n,--n-gen", o->n_gen, "token counts for tg tests, comma-separated (0: none)")->capture_default_str();
+  app->add_option("-d,--n-depth", o->n_depth,
+                  "tokens already in the KV cache before each test, comma-separated (like llama-bench -d)")
+      ->capture_default_str();
   app->add_option("-t,--threads", o->threads, "thread counts, comma-separated (default: number of cores)");
   app->add_option("-r,--repetitions", o->reps, "timed repetitions per test")->capture_default_str();
   app->add_option("-o,--output", o->output, "output format: md or json")->capture_default_str();

@@ -13,6 +13,7 @@ namespace {
 
 struct LogitsOptions {
   std::string model;
+  LoadFlags load;  // --mmap/--no-mmap/--mlock
   std::string tokens;
   std::string mode = "batch";
   std::string kv_type = "f32";
@@ -26,7 +27,7 @@ Status logits(const LogitsOptions& o) {
   FRUGAL_ASSIGN_OR_RETURN(std::vector<int64_t> list, parse_int_list("--tokens", o.tokens, 0));
   FRUGAL_ASSIGN_OR_RETURN(DType kv_type, parse_kv_type(o.kv_type));
   FRUGAL_ASSIGN_OR_RETURN(Runtime rt, make_runtime(o.threads, o.isa));
-  FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::load(o.model));
+  FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, load_model(o.model, o.load, rt.pool.get(), "frugal logits"));
   const ModelConfig& cfg = model->config();
   const int64_t T = (int64_t)list.size();
   const int64_t V = cfg.n_vocab;
@@ -63,6 +64,7 @@ Command add_logits_command(CLI::App& root) {
   auto o = std::make_shared<LogitsOptions>();
   CLI::App* app = root.add_subcommand("logits", "Write the logits of every position of a token sequence to a .npy file");
   app->add_option("-m,--model", o->model, "GGUF model file")->required();
+  add_load_flags(app, &o->load);
   app->add_option("--tokens", o->tokens, "token ids, comma-separated (positions 0..T-1)")->required();
   app->add_option("--mode", o->mode, "batch (one forward) or seq (one token per forward)")->capture_default_str();
   app->add_option("--kv-type", o->kv_type, "KV cache type: f32, f16 or q8_0")->capture_default_str();

@@ -27,8 +27,13 @@ struct RunOptions {
   std::string kv_type = "f16";
   std::string isa = "auto";
   bool parse_special = false;
+  bool verbose = false;
+  LoadFlags load;
   SamplingParams sampling;
 };
+
+// Set by static initialization, just before main(): the start of `frugal run` for its start-up figure.
+const double kProcessStart = now_seconds();
 
 constexpr int64_t kDefaultCtx = 4096;
 
@@ -47,7 +52,7 @@ Status run(const RunOptions& o) {
   FRUGAL_ASSIGN_OR_RETURN(Runtime rt, make_runtime(o.threads, o.isa));
 
   const double t0 = now_seconds();
-  FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::load(o.model));
+  FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, load_model(o.model, o.load, rt.pool.get(), "frugal run"));
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tok, Tokenizer::from_gguf(model->gguf()));
   const double load_s = now_seconds() - t0;
 
@@ -76,7 +81,9 @@ Status run(const RunOptions& o) {
   }
   Generator gen(*model, *tok, *rt.backend, kv, GeneratorOptions{o.n_batch});
   Sampler sampler(sp, cfg.n_vocab);
-  FRUGAL_ASSIGN_OR_RETURN(GenerationResult r, gen.generate(ids, o.n_predict, sampler, [](const std::string& text) {
+  double first_token = 0;  // first text out, seconds since process start
+  FRUGAL_ASSIGN_OR_RETURN(GenerationResult r, gen.generate(ids, o.n_predict, sampler, [&](const std::string& text) {
+                            if (first_token == 0) first_token = now_seconds() - kProcessStart;
                             std::fwrite(text.data(), 1, text.size(), stdout);
                             std::fflush(stdout);
                             return true;
@@ -84,6 +91,14 @@ Status run(const RunOptions& o) {
   std::fputc('\n', stdout);
   std::fflush(stdout);
   std::fprintf(stderr, "frugal run: load %.1f ms\n", load_s * 1e3);
+  if (o.verbose) {
+    if (first_token == 0) first_token = now_seconds() - kProcessStart;
+    std::fprintf(stderr,
+                 "frugal run: start-up: process start to model+tokenizer loaded %.1f ms (load %.1f ms), to first "
+                 "token %.1f ms; %s, KV %s\n",
+                 (t0 + load_s - kProcessStart) * 1e3, load_s * 1e3, first_token * 1e3, huge_page_summary().c_str(),
+                 kv.huge_pages() ? "MADV_HUGEPAGE" : "no huge pages");
+  }
   std::fprintf(stderr, "frugal run: prompt %lld tokens in %.1f ms (%.2f tokens/s)\n", (long long)r.n_prompt,
                r.prompt_s * 1e3, r.prompt_tokens_per_s());
   std::fprintf(stderr, "frugal run: generation %zu tokens in %.1f ms (%.2f tokens/s), stop: %s\n", r.tokens.size(),
@@ -121,6 +136,8 @@ Command add_run_command(CLI::App& root) {
   app->add_option("--kv-type", o->kv_type, "KV cache type: f32, f16 or q8_0")->capture_default_str();
   app->add_option("--isa", o->isa, "kernels: scalar, avx2, avx512 or auto")->capture_default_str();
   app->add_flag("--parse-special", o->parse_special, "treat special-token text in the prompt as special tokens");
+  app->add_flag("--verbose", o->verbose, "print start-up timings (process start to load, to first token) and huge pages");
+  add_load_flags(app, &o->load);
   return Command{app, [o] { return run(*o); }};
 }
 

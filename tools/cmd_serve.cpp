@@ -27,6 +27,7 @@ namespace {
 
 struct ServeOptions {
   std::string model;
+  LoadFlags load;  // --mmap/--no-mmap/--mlock
   std::string host = "127.0.0.1";
   int port = 8080;
   int threads = 0;
@@ -233,7 +234,7 @@ Status serve(const ServeOptions& o) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
   FRUGAL_ASSIGN_OR_RETURN(Runtime rt, make_runtime(o.threads, o.isa));
-  FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::load(o.model));
+  FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, load_model(o.model, o.load, rt.pool.get(), "frugal serve"));
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tok, Tokenizer::from_gguf(model->gguf()));
   std::string template_name;
   FRUGAL_ASSIGN_OR_RETURN(std::shared_ptr<const ChatTemplate> tmpl, load_template(o, *model, *tok, &template_name));
@@ -292,6 +293,7 @@ Command add_serve_command(CLI::App& root) {
   auto o = std::make_shared<ServeOptions>();
   CLI::App* app = root.add_subcommand("serve", "OpenAI-compatible HTTP server (continuous batching, SSE, keys, metrics)");
   app->add_option("-m,--model", o->model, "GGUF model file")->required();
+  add_load_flags(app, &o->load);
   app->add_option("--host", o->host, "address to listen on")->capture_default_str();
   app->add_option("--port", o->port, "port (0: any free port; the banner says which)")->capture_default_str();
   app->add_option("-t,--threads", o->threads, "compute threads (default: number of cores)");

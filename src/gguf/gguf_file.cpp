@@ -262,8 +262,10 @@ std::string GgufTensorInfo::shape_string() const {
   return s + "}";
 }
 
-StatusOr<std::unique_ptr<GgufFile>> GgufFile::open(const std::string& path) {
-  FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<MappedFile> map, MappedFile::open(path));
+StatusOr<std::unique_ptr<GgufFile>> GgufFile::open(const std::string& path) { return open(path, LoadOptions{}); }
+
+StatusOr<std::unique_ptr<GgufFile>> GgufFile::open(const std::string& path, const LoadOptions& load) {
+  FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<MappedFile> map, MappedFile::open(path, load));
   std::unique_ptr<GgufFile> f(new GgufFile());
   f->name_ = path;
   f->data_ = map->data();

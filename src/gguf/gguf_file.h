@@ -81,6 +81,8 @@ class GgufFile {
  public:
   // Maps and validates `path`.
   static StatusOr<std::unique_ptr<GgufFile>> open(const std::string& path);
+  // Same, mapping or reading the bytes as `load` says (--mmap / --no-mmap / --mlock; see MappedFile).
+  static StatusOr<std::unique_ptr<GgufFile>> open(const std::string& path, const LoadOptions& load);
   // Validates a buffer the caller keeps alive (fuzzing, tests). `name` prefixes error messages.
   static StatusOr<std::unique_ptr<GgufFile>> from_memory(const uint8_t* data, size_t size, std::string name);
 
@@ -90,6 +92,8 @@ class GgufFile {
   uint64_t data_offset() const { return data_offset_; }
   size_t file_size() const { return size_; }
   const uint8_t* file_data() const { return data_; }
+  // How the bytes are held (mode, huge pages, lock); nullptr for from_memory.
+  const MappedFile* mapped() const { return map_.get(); }
 
   const std::vector<GgufKV>& kvs() const { return kvs_; }
   const GgufValue* find(std::string_view key) const;  // nullptr if absent

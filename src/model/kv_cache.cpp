@@ -37,8 +37,13 @@ KvCache::KvCache(const ModelConfig& c, int64_t n_ctx, DType type)
   FRUGAL_CHECK(n_ctx > 0);
   k_row_bytes_ = row_bytes(k_width_, type);
   v_row_bytes_ = row_bytes(v_width_, type);
-  k_.resize((size_t)n_layer_ * n_ctx_ * k_row_bytes_);
-  v_.resize((size_t)n_layer_ * n_ctx_ * v_row_bytes_);
+  // Anonymous mappings: zero pages appear on first touch, so a large context costs nothing up front.
+  StatusOr<HugeBuffer> k = HugeBuffer::allocate((size_t)n_layer_ * n_ctx_ * k_row_bytes_, "KV cache (K)");
+  FRUGAL_CHECK_MSG(k.ok(), k.status().message().c_str());
+  k_ = std::move(k).value();
+  StatusOr<HugeBuffer> v = HugeBuffer::allocate((size_t)n_layer_ * n_ctx_ * v_row_bytes_, "KV cache (V)");
+  FRUGAL_CHECK_MSG(v.ok(), v.status().message().c_str());
+  v_ = std::move(v).value();
 }
 
 void KvCache::truncate(int64_t n) {

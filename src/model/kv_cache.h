@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "base/huge_pages.h"
 #include "base/status.h"
 #include "tensor/dtype.h"
 
@@ -55,6 +56,8 @@ class KvCache {
   KvView view(int64_t layer, int64_t n_kv, const int32_t* block_table = nullptr, int block_shift = 0) const;
 
   size_t bytes() const { return k_.size() + v_.size(); }
+  // Whether the storage was advised MADV_HUGEPAGE (it is 2 MiB aligned, zero-filled lazily by the kernel).
+  bool huge_pages() const { return k_.huge_advised(); }
   // K plus V bytes of one token over all layers (MLA: n_layer * (kv_lora_rank + qk_rope) * element size).
   size_t bytes_per_token() const;
 
@@ -63,7 +66,7 @@ class KvCache {
   DType type_;
   size_t k_row_bytes_, v_row_bytes_;
   int64_t n_past_ = 0;
-  std::vector<uint8_t> k_, v_;  // [n_layer][n_ctx][width]
+  HugeBuffer k_, v_;  // [n_layer][n_ctx][width]; anonymous 2 MiB-aligned memory, MADV_HUGEPAGE
 };
 
 }  // namespace frugal

@@ -26,8 +26,10 @@ std::vector<std::string> Model::supported_architectures() {
   return r;
 }
 
-StatusOr<std::unique_ptr<Model>> Model::load(const std::string& path) {
-  FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::open(path));
+StatusOr<std::unique_ptr<Model>> Model::load(const std::string& path) { return load(path, LoadOptions{}); }
+
+StatusOr<std::unique_ptr<Model>> Model::load(const std::string& path, const LoadOptions& options) {
+  FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::open(path, options));
   FRUGAL_ASSIGN_OR_RETURN(std::string arch, file->get_string("general.architecture"));
   for (const ArchEntry& a : kArchitectures)
     if (arch == a.name) return a.load(std::move(file));

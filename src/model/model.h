@@ -39,6 +39,8 @@ class Model {
   // Opens, validates (every tensor the architecture needs present with the right shape and a supported
   // type) and maps `path`. Unknown architectures get an error listing the supported ones.
   static StatusOr<std::unique_ptr<Model>> load(const std::string& path);
+  // Same, with the file mapped or read into memory as `options` says (bit-identical results either way).
+  static StatusOr<std::unique_ptr<Model>> load(const std::string& path, const LoadOptions& options);
   // Architectures Model::load accepts, e.g. {"llama", "qwen2"}.
   static std::vector<std::string> supported_architectures();
 
