@@ -1,8 +1,9 @@
 // Micro-benchmarks of the quantized kernels (frugal_bench_kernels): vec_dot per format and ISA, and
-// matmul_cpu for decode (T = 1) and prefill (T = 64, 512) at TinyLlama-1.1B shapes (K = 2048,
+// matmul_cpu for decode (T = 1), batched decode (T = 4, 16) and prefill (T = 64, 512) at TinyLlama-1.1B shapes (K = 2048,
 // N = 5632), 1 and 2 threads. Counters: W_B/s = weight bytes streamed per second, FLOP/s = 2*K*N*T
 // per second. Decode rotates over weight copies larger than the last-level cache so that every
-// call streams W from DRAM, as a real decode step does.
+// call streams W from DRAM, as a real decode step does. Matmul/ uses the repacked weights where the
+// format has them (the engine's default; built before timing); MatmulNoRepack/ the raw rows.
 //
 //   frugal_bench_kernels --benchmark_filter='Matmul/Q4_K.*T1/'    (Google Benchmark flags)
 #include <benchmark/benchmark.h>
@@ -75,7 +76,7 @@ void bm_vec_dot(benchmark::State& st, DType t, Isa isa) {
   st.counters["FLOP/s"] = benchmark::Counter(2.0 * K * st.iterations(), benchmark::Counter::kIsRate);
 }
 
-void bm_matmul(benchmark::State& st, DType t, Isa isa, int64_t T, int threads) {
+void bm_matmul(benchmark::State& st, DType t, Isa isa, int64_t T, int threads, bool repack) {
   const size_t rb = dtype_row_bytes(t, kK);
   const size_t bytes = rb * kN;
   std::vector<std::vector<uint8_t>> copies;
@@ -85,7 +86,12 @@ void bm_matmul(benchmark::State& st, DType t, Isa isa, int64_t T, int threads) {
   const std::vector<float> x = normal(T * kK, 3);
   std::vector<float> y(T * kN);
   MatmulScratch scratch;
+  scratch.set_repack(repack);
   ThreadPool* pool = pool_for(threads);
+  for (const auto& c : copies) {  // builds the repacked weights (as the engine's first step does)
+    const WeightView w{t, kK, kN, c.data(), rb};
+    matmul_cpu(pool, isa, w, x.data(), T, y.data(), scratch);
+  }
   size_t next = 0;
   for (auto _ : st) {
     const WeightView w{t, kK, kN, copies[next].data(), rb};
@@ -123,14 +129,18 @@ void register_all() {
       const std::string tag = std::string(dtype_name(t)) + "/" + isa_name(isa);
       benchmark::RegisterBenchmark(("VecDot/" + tag).c_str(), bm_vec_dot, t, isa);
       benchmark::RegisterBenchmark(("MatmulHotT1/" + tag).c_str(), bm_matmul_hot, t, isa);
-      for (int64_t T : {1, 64, 512}) {
+      for (int64_t T : {1, 4, 16, 64, 512}) {
         if (isa == Isa::kScalar && T > 1) continue;  // minutes per iteration; not informative
         for (int threads : {1, 2}) {
-          const std::string name = "Matmul/" + tag + "/T" + std::to_string(T) + "/threads:" + std::to_string(threads);
-          benchmark::RegisterBenchmark(name.c_str(), bm_matmul, t, isa, T, threads)
-              ->UseRealTime()
-              ->Unit(benchmark::kMillisecond)
-              ->MinTime(T == 512 ? 2.0 : 0.5);
+          const std::string suffix = tag + "/T" + std::to_string(T) + "/threads:" + std::to_string(threads);
+          for (bool repack : {true, false}) {
+            if (!repack && quant_traits(t, isa)->repack == nullptr) continue;
+            const std::string name = (repack ? "Matmul/" : "MatmulNoRepack/") + suffix;
+            benchmark::RegisterBenchmark(name.c_str(), bm_matmul, t, isa, T, threads, repack)
+                ->UseRealTime()
+                ->Unit(benchmark::kMillisecond)
+                ->MinTime(T == 512 ? 2.0 : 0.5);
+          }
         }
       }
     }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <unordered_map>
 #include <vector>
 
 #include "backend/quant.h"
@@ -14,6 +15,9 @@ namespace {
 
 constexpr int64_t kRowAlign = 16;              // thread row ranges start on multiples of this
 constexpr int64_t kMinParallelConvert = 16384;  // elements below which conversion stays on one thread
+// Repacked weights from this many tokens on (built at the first such call). Decode (T = 1) keeps the
+// row walk over the raw rows: it is memory-bound and measured no faster repacked.
+constexpr int64_t kRepackMinT = 2;
 
 const QuantTraits& traits_or_die(DType type, Isa isa) {
   const QuantTraits* t = quant_traits(type, isa);
@@ -31,10 +35,15 @@ void part_rows(int64_t N, int64_t p, int64_t parts, int64_t* begin, int64_t* end
   *end = edge(p + 1);
 }
 
-// Rows [r0, r1) for tokens [0, T) with the traits' gemm, or vec_dot per pair.
-void compute_rows(const QuantTraits& t, const WeightView& w, const uint8_t* xa, size_t x_row_bytes, int64_t T,
-                  int64_t r0, int64_t r1, float* y) {
+// Rows [r0, r1) for tokens [0, T) with the repacked gemm (wp: w repacked), the traits' gemm, or vec_dot
+// per pair.
+void compute_rows(const QuantTraits& t, const WeightView& w, const uint8_t* wp, const uint8_t* xa,
+                  size_t x_row_bytes, int64_t T, int64_t r0, int64_t r1, float* y) {
   if (r0 >= r1) return;
+  if (wp != nullptr) {
+    t.gemm_repacked(w.K, wp, r0, r1, xa, x_row_bytes, T, y, w.N);
+    return;
+  }
   if (t.gemm != nullptr) {
     t.gemm(w.K, w.data, w.row_bytes, r0, r1, xa, x_row_bytes, T, y, w.N);
     return;
@@ -46,6 +55,68 @@ void compute_rows(const QuantTraits& t, const WeightView& w, const uint8_t* xa, 
 }  // namespace
 
 void MatmulScratch::Free::operator()(uint8_t* p) const { std::free(p); }
+
+struct MatmulScratch::Cache {
+  struct Entry {
+    DType type;
+    int64_t K, N;
+    size_t row_bytes, bytes;
+    uint64_t fingerprint;
+    std::unique_ptr<uint8_t, Free> data;
+  };
+  std::unordered_map<const void*, Entry> map;
+};
+
+MatmulScratch::MatmulScratch() = default;
+MatmulScratch::~MatmulScratch() = default;
+
+namespace {
+
+// FNV-1a over 16 samples of 16 bytes spread over the matrix (recognizes a different weight that was
+// given a recycled address).
+uint64_t fingerprint(const WeightView& w) {
+  const size_t total = (size_t)w.N * w.row_bytes;
+  const auto* p = static_cast<const uint8_t*>(w.data);
+  uint64_t h = 1469598103934665603ull;
+  for (int s = 0; s < 16; ++s) {
+    const size_t len = std::min<size_t>(16, total);
+    const size_t at = total <= 16 ? 0 : (total - 16) / 15 * (size_t)s;
+    for (size_t i = 0; i < len; ++i) h = (h ^ p[at + i]) * 1099511628211ull;
+  }
+  return h;
+}
+
+}  // namespace
+
+const uint8_t* MatmulScratch::repacked(const QuantTraits& t, const WeightView& w, ThreadPool* pool) {
+  if (!repack_on_ || t.repack == nullptr || w.N <= 0) return nullptr;
+  if (!cache_) cache_ = std::make_unique<Cache>();
+  const uint64_t fp = fingerprint(w);
+  auto it = cache_->map.find(w.data);
+  if (it != cache_->map.end()) {
+    const Cache::Entry& e = it->second;
+    if (e.type == w.type && e.K == w.K && e.N == w.N && e.row_bytes == w.row_bytes && e.fingerprint == fp)
+      return e.data.get();
+    repacked_bytes_ -= e.bytes;
+    cache_->map.erase(it);
+  }
+  const int64_t groups = (w.N + kRepackRows - 1) / kRepackRows;
+  const size_t gb = t.repack_group_bytes(w.K);
+  FRUGAL_CHECK(gb % 64 == 0);
+  const size_t bytes = (size_t)groups * gb;
+  if (repacked_bytes_ + bytes > repack_limit_) return nullptr;
+  uint8_t* p = static_cast<uint8_t*>(std::aligned_alloc(64, std::max<size_t>(bytes, 64)));
+  FRUGAL_CHECK_MSG(p != nullptr, "MatmulScratch: out of memory for repacked weights");
+  auto build = [&](int64_t g0, int64_t g1) { t.repack(w.K, w.data, w.row_bytes, w.N, g0, g1, p + (size_t)g0 * gb); };
+  if (pool != nullptr && pool->n_threads() > 1 && groups > 1) {
+    pool->parallel_range(groups, [&](int64_t g0, int64_t g1, int) { build(g0, g1); });
+  } else {
+    build(0, groups);
+  }
+  repacked_bytes_ += bytes;
+  Cache::Entry e{w.type, w.K, w.N, w.row_bytes, bytes, fp, std::unique_ptr<uint8_t, Free>(p)};
+  return cache_->map.insert_or_assign(w.data, std::move(e)).first->second.data.get();
+}
 
 uint8_t* MatmulScratch::activations(size_t bytes) {
   if (bytes > capacity_) {
@@ -103,15 +174,16 @@ void matmul_cpu(ThreadPool* pool, Isa isa, const WeightView& w, const float* x, 
   }
 
   // 2. One contiguous range of weight rows per thread.
+  const uint8_t* wp = T >= std::max(kRepackMinT, t.repack_min_T) ? scratch.repacked(t, w, pool) : nullptr;
   const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(n_threads, w.N / kRowAlign));
   if (parts == 1) {
-    compute_rows(t, w, xa, x_row_bytes, T, 0, w.N, y);
+    compute_rows(t, w, wp, xa, x_row_bytes, T, 0, w.N, y);
     return;
   }
   pool->parallel_for(parts, [&](int64_t p, int) {
     int64_t r0, r1;
     part_rows(w.N, p, parts, &r0, &r1);
-    compute_rows(t, w, xa, x_row_bytes, T, r0, r1, y);
+    compute_rows(t, w, wp, xa, x_row_bytes, T, r0, r1, y);
   });
 }
 
@@ -126,6 +198,7 @@ void matmul_cpu_multi(ThreadPool* pool, Isa isa, const Backend::MatmulJob* jobs,
     const QuantTraits* t;
     const uint8_t* xa;
     size_t x_row_bytes;
+    const uint8_t* wp;  // repacked weight or nullptr
   };
   std::vector<Prepared> prep((size_t)n);
   std::vector<size_t> offset((size_t)n);
@@ -134,7 +207,8 @@ void matmul_cpu_multi(ThreadPool* pool, Isa isa, const Backend::MatmulJob* jobs,
     const Backend::MatmulJob& j = jobs[i];
     const QuantTraits& t = traits_or_die(j.w.type, isa);
     FRUGAL_CHECK(j.w.K % dtype_block_size(j.w.type) == 0);
-    prep[(size_t)i] = {&t, reinterpret_cast<const uint8_t*>(j.x), (size_t)j.w.K * sizeof(float)};
+    prep[(size_t)i] = {&t, reinterpret_cast<const uint8_t*>(j.x), (size_t)j.w.K * sizeof(float),
+                       j.T >= std::max(kRepackMinT, t.repack_min_T) ? scratch.repacked(t, j.w, pool) : nullptr};
     offset[(size_t)i] = total;
     if (t.vec_dot_type != DType::F32 && j.T > 0) {
       prep[(size_t)i].x_row_bytes = dtype_row_bytes(t.vec_dot_type, j.w.K);
@@ -170,7 +244,7 @@ void matmul_cpu_multi(ThreadPool* pool, Isa isa, const Backend::MatmulJob* jobs,
     const Chunk& ch = chunks[(size_t)c];
     const Backend::MatmulJob& j = jobs[ch.job];
     const Prepared& p = prep[(size_t)ch.job];
-    compute_rows(*p.t, j.w, p.xa, p.x_row_bytes, j.T, ch.r0, ch.r1, j.y);
+    compute_rows(*p.t, j.w, p.wp, p.xa, p.x_row_bytes, j.T, ch.r0, ch.r1, j.y);
   });
 }
 

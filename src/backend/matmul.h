@@ -22,19 +22,48 @@ class ThreadPool;
 // x [T, K] f32, y [T, N] f32. Single-threaded; for tests and the reference backend.
 void matmul_ref(const WeightView& w, const float* x, int64_t T, float* y);
 
+struct QuantTraits;
+
 // Buffers reused between matmul_cpu calls (grow-only, 64-byte aligned). One per caller thread; not
-// thread-safe. Holds the converted activations.
+// thread-safe. Holds the converted activations and the cache of repacked weights.
+//
+// Repacked weights (QuantTraits::repack; on AVX-512: Q4_0, Q5_0, Q8_0, IQ4_NL in their own size, Q4_K,
+// Q5_K, Q6_K about 2.2x their size): built in parallel on a weight's first matmul with T >=
+// repack_min_T (decode with T = 1 reads the raw rows) and kept until the scratch dies, keyed by the
+// weight's data pointer and checked against its type, shape and a fingerprint of sampled bytes. Contract: weights seen by this scratch are
+// not modified in place while it lives (a new weight at a recycled address is recognized by shape or
+// fingerprint). The results do not depend on whether a weight is repacked (same bits).
 class MatmulScratch {
  public:
+  MatmulScratch();
+  ~MatmulScratch();
+  MatmulScratch(const MatmulScratch&) = delete;
+  MatmulScratch& operator=(const MatmulScratch&) = delete;
+
   uint8_t* activations(size_t bytes);
   size_t capacity() const { return capacity_; }
+
+  // Repacking on (default) or off; total repacked bytes kept at most `limit` (default 8 GiB; weights
+  // past it run unrepacked).
+  void set_repack(bool on, size_t limit = size_t(8) << 30) {
+    repack_on_ = on;
+    repack_limit_ = limit;
+  }
+  size_t repacked_bytes() const { return repacked_bytes_; }
+  // The repacked form of w (t = w's traits for the ISA in use), built now if needed; nullptr when the
+  // type has no repacked kernel, repacking is off or the limit is reached.
+  const uint8_t* repacked(const QuantTraits& t, const WeightView& w, ThreadPool* pool);
 
  private:
   struct Free {
     void operator()(uint8_t* p) const;
   };
+  struct Cache;
   std::unique_ptr<uint8_t, Free> buf_;
   size_t capacity_ = 0;
+  bool repack_on_ = true;
+  size_t repack_limit_ = size_t(8) << 30, repacked_bytes_ = 0;
+  std::unique_ptr<Cache> cache_;
 };
 
 // Optimized matmul with `isa` kernels (isa_supported(isa) must hold). x [T, K] f32, y [T, N] f32

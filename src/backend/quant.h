@@ -44,6 +44,7 @@ struct QuantTraits {
                  void* dst) = nullptr;
   void (*gemm_repacked)(int64_t n, const void* wp, int64_t r0, int64_t r1, const void* x, size_t x_row_bytes,
                         int64_t T, float* y, int64_t ldy) = nullptr;
+  int64_t repack_min_T = 2;  // token count from which gemm_repacked beats gemm (measured per format)
 };
 
 // Rows per group of a repacked weight matrix (QuantTraits::repack).

@@ -309,6 +309,7 @@ void quant_fill_avx512(QuantTraits* row) {
     case DType::IQ4_NL: row->vec_dot = vec_dot_iq4_nl; row->gemm = gemm_iq4_nl; break;
     default: break;
   }
+  fill_repacked(row);
 }
 
 }  // namespace frugal

@@ -9,6 +9,8 @@
 
 namespace frugal {
 
+struct QuantTraits;
+
 #define FRUGAL_KERNEL_PAIR(name)                                                                            \
   void vec_dot_##name(int64_t n, float* s, const void* x, const void* y);                                   \
   void gemm_##name(int64_t n, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1, const void* x,     \
@@ -41,6 +43,10 @@ namespace avx512 {
 FRUGAL_KERNEL_SET
 // BF16 with AVX512_BF16 (vdpbf16ps); only when cpu_has_avx512_bf16().
 FRUGAL_KERNEL_PAIR(bf16_dp)
+// Sets repack_group_bytes / repack / gemm_repacked of `row` where a repacked kernel exists
+// (quant_repack_avx512.cpp).
+void fill_repacked(QuantTraits* row);
+void fill_repacked_kquant(QuantTraits* row);  // Q4_K, Q5_K, Q6_K (quant_kquants_avx512.cpp)
 }  // namespace avx512
 
 #undef FRUGAL_KERNEL_SET

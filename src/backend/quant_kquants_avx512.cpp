@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "backend/quant_avx512_util.h"
+#include "backend/quant.h"
 #include "backend/quant_gemm.h"
 #include "backend/quant_kernels.h"
 
@@ -266,7 +267,7 @@ void pack_lr_aux(const uint8_t* x, size_t x_row_bytes, int64_t cols, int64_t nsb
 // 16 rows (one packed group) x C columns: raw Q8_K columns (stride xrb) and their aux (stride nsb*16).
 template <class F, int C>
 void lr_tile(int64_t nsb, const uint8_t* wg, const uint8_t* x, size_t xrb, const int32_t* aux, float* y,
-             int64_t ldy, int rows) {
+             int64_t ldy, __mmask16 store) {
   using P = LrPack<F>;
   __m512 acc[C][2];
   unroll<C>([&](auto c) { acc[c][0] = acc[c][1] = _mm512_setzero_ps(); });
@@ -316,8 +317,7 @@ void lr_tile(int64_t nsb, const uint8_t* wg, const uint8_t* x, size_t xrb, const
     superblock(i + 1, std::integral_constant<int, 1>{});
   }
   if (i < nsb) superblock(i, std::integral_constant<int, 0>{});
-  const __mmask16 k = (__mmask16)((1u << rows) - 1);
-  unroll<C>([&](auto c) { _mm512_mask_storeu_ps(y + c * ldy, k, _mm512_add_ps(acc[c][0], acc[c][1])); });
+  unroll<C>([&](auto c) { _mm512_mask_storeu_ps(y + c * ldy, store, _mm512_add_ps(acc[c][0], acc[c][1])); });
 }
 
 constexpr int kLrCols = 4;
@@ -342,12 +342,63 @@ void gemm_lane_row(int64_t n, const uint8_t* w, size_t w_row_bytes, int64_t r0, 
       for (int64_t g0 = 0; g0 < rows; g0 += 16) {
         const uint8_t* wg = wl + (g0 / 16) * gb;
         float* out = y + t0 * ldy + p0 + g0;
-        const int valid = (int)std::min<int64_t>(16, rows - g0);
+        const __mmask16 valid = (__mmask16)((1u << std::min<int64_t>(16, rows - g0)) - 1);
         switch (std::min<int64_t>(kLrCols, T - t0)) {
           case 1: lr_tile<F, 1>(nsb, wg, xc, x_row_bytes, ac, out, ldy, valid); break;
           case 2: lr_tile<F, 2>(nsb, wg, xc, x_row_bytes, ac, out, ldy, valid); break;
           case 3: lr_tile<F, 3>(nsb, wg, xc, x_row_bytes, ac, out, ldy, valid); break;
           default: lr_tile<F, 4>(nsb, wg, xc, x_row_bytes, ac, out, ldy, valid); break;
+        }
+      }
+    }
+  }
+}
+
+// ---- repacked weights (QuantTraits::repack): the whole matrix in LrPack groups, built once
+
+template <class F>
+size_t kq_group_bytes(int64_t n) {
+  return (size_t)(n / 256) * LrPack<F>::kSbBytes;
+}
+
+template <class F>
+void kq_repack(int64_t n, const void* w, size_t w_row_bytes, int64_t N, int64_t g0, int64_t g1, void* dst) {
+  const int64_t rows = std::min(N, g1 * 16) - g0 * 16;
+  if (rows <= 0) return;
+  LrPack<F>::pack(static_cast<const uint8_t*>(w) + g0 * 16 * w_row_bytes, w_row_bytes, rows, n / 256,
+                  static_cast<uint8_t*>(dst));
+  const int64_t packed = (rows + 15) / 16;  // groups wholly past N (N < g1 * 16 - 15): zeros
+  if (packed < g1 - g0)
+    std::memset(static_cast<uint8_t*>(dst) + packed * kq_group_bytes<F>(n), 0, (g1 - g0 - packed) * kq_group_bytes<F>(n));
+}
+
+template <class F>
+void kq_gemm_repacked(int64_t n, const void* wp, int64_t r0, int64_t r1, const void* x, size_t x_row_bytes, int64_t T,
+                      float* y, int64_t ldy) {
+  if (r0 >= r1 || T <= 0) return;
+  thread_local std::vector<uint8_t> abuf;
+  const int64_t nsb = n / 256;
+  int32_t* aux = reinterpret_cast<int32_t*>(grow(abuf, (size_t)T * nsb * 64));
+  const auto* xb = static_cast<const uint8_t*>(x);
+  pack_lr_aux<F>(xb, x_row_bytes, T, nsb, aux);
+  const size_t gb = kq_group_bytes<F>(n);
+  const int64_t g_first = r0 / 16, g_last = (r1 + 15) / 16;
+  const int64_t panel = std::clamp<int64_t>((int64_t)(kLrPanelBytes / gb), 1, 16);
+  for (int64_t p0 = g_first; p0 < g_last; p0 += panel) {
+    const int64_t p1 = std::min(g_last, p0 + panel);
+    for (int64_t t0 = 0; t0 < T; t0 += kLrCols) {
+      const uint8_t* xc = xb + t0 * x_row_bytes;
+      const int32_t* ac = aux + t0 * nsb * 16;
+      for (int64_t g = p0; g < p1; ++g) {
+        const int64_t lo = std::max(r0, g * 16) - g * 16, hi = std::min(r1, g * 16 + 16) - g * 16;
+        const __mmask16 store = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+        const uint8_t* wg = static_cast<const uint8_t*>(wp) + (size_t)g * gb;
+        float* out = y + t0 * ldy + g * 16;
+        switch (std::min<int64_t>(kLrCols, T - t0)) {
+          case 1: lr_tile<F, 1>(nsb, wg, xc, x_row_bytes, ac, out, ldy, store); break;
+          case 2: lr_tile<F, 2>(nsb, wg, xc, x_row_bytes, ac, out, ldy, store); break;
+          case 3: lr_tile<F, 3>(nsb, wg, xc, x_row_bytes, ac, out, ldy, store); break;
+          default: lr_tile<F, 4>(nsb, wg, xc, x_row_bytes, ac, out, ldy, store); break;
         }
       }
     }
@@ -390,6 +441,24 @@ void gemm_q5_K(int64_t n, const void* w, size_t wrb, int64_t r0, int64_t r1, con
 void gemm_q6_K(int64_t n, const void* w, size_t wrb, int64_t r0, int64_t r1, const void* x, size_t xrb, int64_t T,
                float* y, int64_t ldy) {
   gemm_kquant<FmtQ6>(n, w, wrb, r0, r1, x, xrb, T, y, ldy);
+}
+
+void fill_repacked_kquant(QuantTraits* row) {
+  auto set = [&](auto fmt) {
+    using F = decltype(fmt);
+    row->repack_group_bytes = kq_group_bytes<F>;
+    row->repack = kq_repack<F>;
+    row->gemm_repacked = kq_gemm_repacked<F>;
+  };
+  switch (row->type) {
+    case DType::Q4_K: set(FmtQ4{}); break;
+    case DType::Q5_K: set(FmtQ5{}); break;
+    case DType::Q6_K:
+      set(FmtQ6{});
+      row->repack_min_T = 8;  // below, the row walk (one vpdpwssd per lane of scales) is as fast
+      break;
+    default: break;
+  }
 }
 
 }  // namespace frugal::avx512
