@@ -40,6 +40,8 @@ Command add_synth_command(CLI::App& root);
 Command add_batched_bench_command(CLI::App& root);
 Command add_usage_command(CLI::App& root);
 Command add_serve_command(CLI::App& root);
+Command add_quantize_command(CLI::App& root);
+Command add_imatrix_command(CLI::App& root);
 Command add_perplexity_command(CLI::App& root);
 Command add_eval_command(CLI::App& root);
 Command add_prune_command(CLI::App& root);

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
       cli::add_run_command(app),    cli::add_bench_command(app),  cli::add_inspect_command(app),
       cli::add_tokenize_command(app), cli::add_logits_command(app), cli::add_synth_command(app),
       cli::add_batched_bench_command(app), cli::add_usage_command(app), cli::add_serve_command(app),
+      cli::add_quantize_command(app), cli::add_imatrix_command(app),
       cli::add_perplexity_command(app), cli::add_eval_command(app),
   };
   try {

@@ -1,0 +1,65 @@
+// frugal imatrix: collect an importance matrix (mean x^2 per weight input column) over calibration text,
+// written in llama.cpp's imatrix.dat format (usable by `frugal quantize --imatrix` and llama-quantize).
+#include <cstdio>
+#include <memory>
+
+#include "cli_common.h"
+#include "compress/imatrix_run.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace frugal::cli {
+
+namespace {
+
+struct ImatrixArgs {
+  std::string model, file, output = "imatrix.dat", isa = "auto";
+  int64_t n_ctx = 512, n_chunks = -1, n_batch = 512;
+  int threads = 0;
+};
+
+Status imatrix(const ImatrixArgs& a) {
+  FRUGAL_ASSIGN_OR_RETURN(std::string text, read_text_file(a.file));
+  FRUGAL_ASSIGN_OR_RETURN(Runtime rt, make_runtime(a.threads, a.isa));
+  FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::load(a.model));
+  FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tok, Tokenizer::from_gguf(model->gguf()));
+  const std::vector<int32_t> tokens = tok->encode(text, /*add_special=*/true, /*parse_special=*/false);
+  ImatrixRunOptions o;
+  o.n_ctx = a.n_ctx;
+  o.n_batch = a.n_batch;
+  o.n_chunks = a.n_chunks;
+  o.bos = tok->add_bos() ? tok->bos() : -1;
+  o.dataset = a.file;
+  o.on_chunk = [](int64_t done, int64_t total) {
+    std::fprintf(stderr, "\rfrugal imatrix: chunk %lld/%lld", (long long)done, (long long)total);
+    if (done == total) std::fprintf(stderr, "\n");
+  };
+  std::fprintf(stderr, "frugal imatrix: %s, %zu tokens, chunks of %lld\n", a.file.c_str(), tokens.size(),
+               (long long)a.n_ctx);
+  FRUGAL_ASSIGN_OR_RETURN(Imatrix m, compute_imatrix(*model, *rt.backend, tokens, o));
+  FRUGAL_RETURN_IF_ERROR(write_imatrix_dat(m, a.output));
+  std::printf("frugal imatrix: wrote %s (%zu tensors, %d chunks of %lld tokens)\n", a.output.c_str(),
+              m.entries.size(), m.chunks, (long long)a.n_ctx);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Command add_imatrix_command(CLI::App& root) {
+  auto a = std::make_shared<ImatrixArgs>();
+  CLI::App* app = root.add_subcommand(
+      "imatrix",
+      "Collect an importance matrix (activation statistics per weight column) over calibration text, in "
+      "llama.cpp's imatrix.dat format.\n  frugal imatrix -m model-f16.gguf -f calibration.txt -o imatrix.dat");
+  app->add_option("-m,--model", a->model, "model .gguf")->required();
+  app->add_option("-f,--file", a->file, "calibration text file")->required();
+  app->add_option("-o,--output", a->output, "output imatrix.dat")->capture_default_str();
+  app->add_option("-c,--ctx-size", a->n_ctx, "tokens per chunk")->capture_default_str();
+  app->add_option("--chunks", a->n_chunks, "chunks to process (-1: all)")->capture_default_str();
+  app->add_option("-b,--batch-size", a->n_batch, "tokens per forward pass")->capture_default_str();
+  app->add_option("-t,--threads", a->threads, "threads (0: all cores)")->capture_default_str();
+  app->add_option("--isa", a->isa, "kernels: auto, scalar, avx2, avx512")->capture_default_str();
+  return Command{app, [a] { return imatrix(*a); }};
+}
+
+}  // namespace frugal::cli
