@@ -29,6 +29,7 @@ namespace {
 
 struct BenchOptions {
   std::vector<std::string> models;
+  LoadFlags load;  // --mmap/--no-mmap/--mlock
   std::string n_prompt = "512";
   std::string n_gen = "128";
   std::string n_depth = "0";
@@ -248,7 +249,7 @@ Status bench(const BenchOptions& o) {
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
   if (o.output == "md") print_markdown_header();
   for (const std::string& path : o.models) {
-    FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::load(path));
+    FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, load_model(path, o.load, nullptr, "frugal bench"));
     TestResult base;
     base.model_filename = path;
     base.n_params = model->n_params();
@@ -280,6 +281,8 @@ Status bench(const BenchOptions& o) {
         }
       }
     }
+    std::fprintf(stderr, "frugal bench: %s: weights %s; %s\n", path.c_str(),
+                 o.load.mmap ? "memory-mapped" : "in anonymous memory", huge_page_summary().c_str());
   }
   if (o.output == "json") std::printf("%s\n", out.dump(2).c_str());
   return Status::Ok();
@@ -291,6 +294,7 @@ Command add_bench_command(CLI::App& root) {
   auto o = std::make_shared<BenchOptions>();
   CLI::App* app = root.add_subcommand("bench", "Measure prompt processing (pp) and generation (tg) speed, like llama-bench");
   app->add_option("-m,--model", o->models, "GGUF model file (repeat for several)")->required();
+  add_load_flags(app, &o->load);
   app->add_option("-p,--n-prompt", o->n_prompt, "prompt lengths for pp tests, comma-separated (0: none)")
       ->capture_default_str();
   app->add_option("-n,--n-gen", o->n_gen, "token counts for tg tests, comma-separated (0: none)")->capture_default_str();
