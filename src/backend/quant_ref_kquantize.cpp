@@ -132,7 +132,7 @@ float fit_symmetric(int n, int nmax, const float* x, int8_t* L, const float* qw)
 float fit_positive(int n, int nmax, const float* x, uint8_t* L, const float* w) {
   float max = 0;
   for (int i = 0; i < n; ++i) max = x[i] > max ? x[i] : max;
-  if (max <= 0) {
+  if (max < kGroupMaxEps) {
     for (int i = 0; i < n; ++i) L[i] = 0;
     return 0.f;
   }
@@ -159,27 +159,29 @@ float fit_positive(int n, int nmax, const float* x, uint8_t* L, const float* w) 
   }
   float sumlx = 0, suml2 = 0;
   for (int i = 0; i < n; ++i) {
-    L[i] = (uint8_t)code(best_iscale, i);
-    sumlx += w[i] * x[i] * L[i];
-    suml2 += w[i] * L[i] * L[i];
+    const int l = code(best_iscale, i);
+    L[i] = (uint8_t)l;
+    sumlx += w[i] * x[i] * l;
+    suml2 += w[i] * l * l;
   }
-  // Coordinate descent on the codes: a change is kept when it raises sumlx^2 / suml2 (the error with the
-  // least-squares scale for the codes).
-  for (int iter = 0; iter < 5; ++iter) {
-    bool changed = false;
+  // Coordinate descent: each code in turn is set to its best value for the least-squares scale of the
+  // others (x * sl2 / slx), kept when it raises sumlx^2 / suml2 (lowers the error); up to 5 sweeps.
+  for (int sweep = 0; sweep < 5; ++sweep) {
+    int changed = 0;
     for (int i = 0; i < n; ++i) {
-      for (int delta = -1; delta <= 1; delta += 2) {
-        const int l = L[i] + delta;
-        if (l < 0 || l > nmax) continue;
-        const float nlx = sumlx + w[i] * x[i] * delta;
-        const float nl2 = suml2 + w[i] * (float)(l * l - L[i] * L[i]);
-        if (nl2 > 0 && nlx * nlx * suml2 > sumlx * sumlx * nl2) {
-          L[i] = (uint8_t)l;
-          sumlx = nlx;
-          suml2 = nl2;
-          changed = true;
-          break;
-        }
+      float slx = sumlx - w[i] * x[i] * L[i];
+      float sl2 = suml2 - w[i] * L[i] * L[i];
+      if (!(slx > 0 && sl2 > 0)) continue;
+      int l = nearest_int(x[i] * sl2 / slx);
+      l = l < nmax ? l : nmax;
+      if (l == L[i]) continue;
+      slx += w[i] * x[i] * l;
+      sl2 += w[i] * l * l;
+      if (slx * slx * suml2 > sumlx * sumlx * sl2) {
+        L[i] = (uint8_t)l;
+        sumlx = slx;
+        suml2 = sl2;
+        ++changed;
       }
     }
     if (!changed) break;
