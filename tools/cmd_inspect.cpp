@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "cli_common.h"
+#include "tensor/sparse_nm.h"
 
 namespace frugal::cli {
 
@@ -89,6 +90,9 @@ void print_summary(const GgufFile& f) {
     std::printf("  %-8s %8d %14llu %14llu %8.3f%s\n", dtype_name(type), s.tensors, (unsigned long long)s.elements,
                 (unsigned long long)s.bytes, s.elements ? 8.0 * (double)s.bytes / (double)s.elements : 0.0,
                 dtype_info(type).implemented ? "" : "  !! not supported by frugal");
+    if (const SparseTypeInfo* sp = sparse_type_info(type))
+      std::printf("  %-8s %d:%d sparse over %s (frugal-only type; llama.cpp will not load this file; use frugal "
+                  "prune --dense-out for a dense copy)\n", "", sp->n, sp->m, dtype_name(sp->base));
   }
   if (unsupported_tensors.empty()) {
     std::printf("\n  every tensor type is supported by frugal\n");

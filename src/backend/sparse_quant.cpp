@@ -24,7 +24,10 @@ struct Ctx {
   const SparseTypeInfo* f;
   const QuantTraits* base;
   SparseExpandFn expand;
+  SparseWalkFn walk;  // decode kernel expanding in registers, or nullptr
 };
+
+bool g_walk_enabled = true;
 
 SparseExpandFn expander_for(Isa isa) {
   SparseExpandFn e = nullptr;
@@ -39,7 +42,8 @@ const Ctx& ctx() {
     const SparseTypeInfo* f = &sparse_type_at(kIdx);
     const QuantTraits* base = quant_traits(f->base, (Isa)kIsa);
     FRUGAL_CHECK(base != nullptr && base->vec_dot != nullptr);
-    return Ctx{f, base, expander_for((Isa)kIsa)};
+    SparseWalkFn walk = (Isa)kIsa == Isa::kAvx512 ? sparse_walk_avx512(*f) : nullptr;
+    return Ctx{f, base, expander_for((Isa)kIsa), walk};
   }();
   return c;
 }
@@ -91,6 +95,10 @@ void from_float(const float* src, void* dst, int64_t n) {
 template <int kIdx, int kIsa>
 void vec_dot(int64_t n, float* s, const void* x, const void* y) {
   const Ctx& c = ctx<kIdx, kIsa>();
+  if (c.walk != nullptr && g_walk_enabled) {
+    c.walk(*c.f, n, static_cast<const uint8_t*>(x), 0, 0, 1, static_cast<const uint8_t*>(y), 0, 1, s, 1);
+    return;
+  }
   const int64_t nb = n / kSparseBlock;
   uint8_t* dense = scratch((size_t)nb * c.f->dense_block_bytes);
   c.expand(*c.f, x, dense, nb);
@@ -102,13 +110,17 @@ void gemm(int64_t n, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1, 
           int64_t T, float* y, int64_t ldy) {
   if (r0 >= r1 || T <= 0) return;
   const Ctx& c = ctx<kIdx, kIsa>();
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const auto* xb = static_cast<const uint8_t*>(x);
+  if (c.walk != nullptr && g_walk_enabled && T < kSparseWalkMaxT) {
+    c.walk(*c.f, n, wb, w_row_bytes, r0, r1, xb, x_row_bytes, T, y, ldy);
+    return;
+  }
   const int64_t nb = n / kSparseBlock;
   const size_t drb = (size_t)nb * c.f->dense_block_bytes;
   const size_t budget = T >= kPrefillT ? kPrefillChunkBytes : kDecodeChunkBytes;
   const int64_t chunk = std::clamp<int64_t>((int64_t)(budget / drb), 1, r1 - r0);
   uint8_t* dense = scratch((size_t)chunk * drb);
-  const auto* wb = static_cast<const uint8_t*>(w);
-  const auto* xb = static_cast<const uint8_t*>(x);
   for (int64_t r = r0; r < r1; r += chunk) {
     const int64_t rows = std::min(chunk, r1 - r);
     if ((size_t)nb * c.f->block_bytes == w_row_bytes) {
@@ -141,6 +153,8 @@ std::vector<QuantTraits> rows_for(std::index_sequence<I...>) {
 }
 
 }  // namespace
+
+void sparse_set_register_walk(bool enabled) { g_walk_enabled = enabled; }
 
 std::vector<QuantTraits> sparse_quant_rows(Isa isa) {
   FRUGAL_CHECK(sparse_type_count() == kCount);

@@ -25,6 +25,18 @@ using SparseExpandFn = void (*)(const SparseTypeInfo& f, const void* src, void* 
 SparseExpandFn sparse_expander_avx512();
 SparseExpandFn sparse_expander_avx2();
 
+// Decode kernel (T < kSparseWalkMaxT columns) that expands in registers instead of through a buffer;
+// gives exactly the dense kernels' values (see sparse_walk_avx512.cpp). y[t * ldy + r] for r in [r0, r1).
+using SparseWalkFn = void (*)(const SparseTypeInfo& f, int64_t n, const uint8_t* w, size_t w_row_bytes, int64_t r0,
+                              int64_t r1, const uint8_t* x, size_t x_row_bytes, int64_t T, float* y, int64_t ldy);
+constexpr int64_t kSparseWalkMaxT = 8;
+// nullptr if the CPU lacks VBMI2 or the format has no walk (F16 base).
+SparseWalkFn sparse_walk_avx512(const SparseTypeInfo& f);
+
+// Tests and benchmarks: false makes every ISA use the expand-to-buffer path (same values). Not
+// thread-safe; set before any kernel runs.
+void sparse_set_register_walk(bool enabled);
+
 // The traits rows of every sparse type for `isa` (appended to the table by quant_table.cpp).
 std::vector<QuantTraits> sparse_quant_rows(Isa isa);
 

@@ -146,7 +146,17 @@ TEST(SparseFormat, SimdExpansionEqualsScalar) {
   }
 }
 
-TEST(SparseKernels, EqualDenseKernelsOnPrunedWeights) {
+void check_equal_dense();
+
+TEST(SparseKernels, EqualDenseKernelsOnPrunedWeights) { check_equal_dense(); }
+
+TEST(SparseKernels, BufferPathEqualsDenseKernelsToo) {
+  sparse_set_register_walk(false);
+  check_equal_dense();
+  sparse_set_register_walk(true);
+}
+
+void check_equal_dense() {
   // Shapes: K a few blocks (ragged vs the kernels' 2/4/16-block steps), rows ragged vs 16-row tiles.
   const int64_t Ks[] = {32, 96, 544, 2048};
   const int64_t rows = 37;

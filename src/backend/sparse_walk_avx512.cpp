@@ -1,0 +1,181 @@
+// AVX-512 decode kernel for N:M sparse Q8_0 / Q4_0 weights (T < 8 activation columns): a sequential
+// row walk that expands each pair of kept-value blocks straight into registers (vpexpandb from memory
+// with the block's keep mask, AVX512_VBMI2) and runs the dense legacy walk's arithmetic on them.
+//
+// Arithmetic contract: exactly the dense AVX-512 legacy contract (quant_legacy_avx512.cpp header):
+//   isum_b = sum_i (code_i - offset) * qx_i    exact int32 (dropped elements: code = offset, i.e. 0)
+//   s_b    = f32(dw_b) * f32(dx_b)
+//   a_{b mod 4} = fma(float(isum_b), s_b, a_{b mod 4}), blocks in order;  result = (a0 + a2) + (a1 + a3)
+// so each (row, token) value is bit-identical to the dense kernels (row walk and lane = row prefill) on
+// the expanded weights, which the sparse gemm uses for T >= 8 (sparse_quant.cpp). Tested in
+// sparse_quant_test.cpp (sparse == dense bit for bit for every T).
+// GCC 12 reports false -Wmaybe-uninitialized inside the AVX-512 intrinsic headers (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+// The whole file needs VBMI2 (vpexpandb); sparse_walk_avx512() hands out its kernels only when the CPU
+// has it. (A pragma rather than function attributes: the unrolled lambdas must get it too.)
+#pragma GCC target("avx512vbmi2")
+
+#include <algorithm>
+#include <vector>
+
+#include "backend/quant_avx512_util.h"
+#include "backend/quant_gemm.h"
+#include "backend/sparse_quant.h"
+
+namespace frugal {
+
+namespace {
+
+constexpr int kGroup = 16;  // blocks per reduction group
+
+// Unsigned codes of two sparse blocks (the second may be absent: upper half don't-care).
+template <bool kQ8, int K>
+__attribute__((always_inline)) inline __m256i block_codes(const uint8_t* b) {
+  const __mmask32 m = (__mmask32)ld_u32(b + 2);
+  if constexpr (kQ8) {
+    return _mm256_xor_si256(_mm256_maskz_expandloadu_epi8(m, b + 6), _mm256_set1_epi8((char)0x80));
+  } else {
+    const __m128i raw = _mm_maskz_loadu_epi8((__mmask16)((1u << (K / 2)) - 1), b + 6);
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    const __m128i c = _mm_or_si128(_mm_and_si128(raw, m4), _mm_bslli_si128(_mm_and_si128(_mm_srli_epi16(raw, 4), m4), K / 2));
+    return _mm256_mask_expand_epi8(_mm256_set1_epi8(8), m, _mm256_castsi128_si256(c));
+  }
+}
+
+inline __m512 gather_f16(const uint8_t* base, size_t stride, int count) {
+  alignas(32) uint16_t v[16] = {0};
+  for (int i = 0; i < count; ++i) v[i] = ld_u16(base + i * stride);
+  return _mm512_cvtph_ps(_mm256_load_si256((const __m256i*)v));
+}
+
+// v[s]: lanes 0..7 = partial sums of block 2s, lanes 8..15 = block 2s+1. Returns lane b = block b.
+inline __m512i reduce_blocks(const __m512i v[8]) {
+  auto combine = [](__m512i a, __m512i b, __m512i lo, __m512i hi) {
+    return _mm512_add_epi32(_mm512_permutex2var_epi32(a, lo, b), _mm512_permutex2var_epi32(a, hi, b));
+  };
+  const __m512i l1 = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+  const __m512i h1 = _mm512_setr_epi32(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+  const __m512i l2 = _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29);
+  const __m512i h2 = _mm512_setr_epi32(2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+  const __m512i l3 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i h3 = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const __m512i u0 = combine(v[0], v[1], l1, h1), u1 = combine(v[2], v[3], l1, h1);
+  const __m512i u2 = combine(v[4], v[5], l1, h1), u3 = combine(v[6], v[7], l1, h1);
+  return combine(combine(u0, u1, l2, h2), combine(u2, u3, l2, h2), l3, h3);
+}
+
+// Activations per column: steps of two blocks [q 64 B | corr 64 B (-offset * sum4(q))], then groups of
+// 16 blocks [dx 16 f32].
+size_t col_bytes(int64_t nb) { return (size_t)((nb + 1) / 2) * 128 + (size_t)((nb + kGroup - 1) / kGroup) * 64; }
+
+void pack_cols(const uint8_t* x, size_t xrb, int64_t cols, int64_t nb, int offset, uint8_t* dst) {
+  for (int64_t c = 0; c < cols; ++c) {
+    const uint8_t* col = x + c * xrb;
+    uint8_t* p = dst + c * col_bytes(nb);
+    for (int64_t s = 0; s < (nb + 1) / 2; ++s, p += 128) {
+      const uint8_t* b0 = col + 2 * s * 34;
+      const __m512i q = 2 * s + 1 < nb ? load_2x256(b0 + 2, b0 + 34 + 2) : load_1x256(b0 + 2);
+      const __m512i zero = _mm512_setzero_si512();
+      _mm512_store_si512(p, q);
+      _mm512_store_si512(p + 64, _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, _mm512_set1_epi8((char)offset), q)));
+    }
+    for (int64_t g = 0; g < (nb + kGroup - 1) / kGroup; ++g, p += 64) {
+      const int cnt = (int)std::min<int64_t>(kGroup, nb - g * kGroup);
+      _mm512_store_ps(p, gather_f16(col + g * kGroup * 34, 34, cnt));
+    }
+  }
+}
+
+template <bool kQ8, int K, int C, bool kFull>
+__attribute__((always_inline)) inline void walk_group(int64_t g, int cnt, const uint8_t* wb, size_t bb,
+                                                                   const uint8_t* xw, size_t xb, size_t steps_bytes,
+                                                                   __m128 acc[C]) {
+  auto has = [&](int block) { return kFull || block < cnt; };
+  __m512i codes[8];
+  unroll<8>([&](auto s) {
+    if (has(2 * s)) {
+      const __m256i lo = block_codes<kQ8, K>(wb + 2 * s * bb);
+      const __m256i hi = has(2 * s + 1) ? block_codes<kQ8, K>(wb + (2 * s + 1) * bb) : lo;
+      codes[s] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    }
+  });
+  const __m512 dw = gather_f16(wb, bb, kFull ? kGroup : cnt);
+  unroll<C>([&](auto c) {
+    const uint8_t* xs = xw + c * xb + g * (kGroup / 2) * 128;
+    __m512i v[8];
+    unroll<8>([&](auto s) {
+      v[s] = has(2 * s) ? _mm512_dpbusd_epi32(_mm512_load_si512(xs + 128 * s + 64), codes[s],
+                                              _mm512_load_si512(xs + 128 * s))
+                        : _mm512_setzero_si512();
+    });
+    const __m512 f = _mm512_cvtepi32_ps(reduce_blocks(v));
+    const __m512 sv = _mm512_mul_ps(dw, _mm512_load_ps(xw + c * xb + steps_bytes + g * 64));
+    unroll<4>([&](auto qc) {
+      constexpr int q = decltype(qc)::value;
+      if (has(4 * q)) {
+        const __mmask8 m = kFull ? 0xF : (__mmask8)((1u << std::min(cnt - 4 * q, 4)) - 1);
+        acc[c] = _mm_mask3_fmadd_ps(_mm512_extractf32x4_ps(f, q), _mm512_extractf32x4_ps(sv, q), acc[c], m);
+      }
+    });
+  });
+}
+
+template <bool kQ8, int K, int C>
+void walk_row(int64_t nb, const uint8_t* row, size_t bb, const uint8_t* xw, size_t xb, float* out,
+                           int64_t ldo) {
+  __m128 acc[C];
+  unroll<C>([&](auto c) { acc[c] = _mm_setzero_ps(); });
+  const size_t steps_bytes = (size_t)((nb + 1) / 2) * 128;
+  const int64_t full = nb / kGroup;
+  for (int64_t g = 0; g < full; ++g)
+    walk_group<kQ8, K, C, true>(g, kGroup, row + g * kGroup * bb, bb, xw, xb, steps_bytes, acc);
+  if (full * kGroup < nb)
+    walk_group<kQ8, K, C, false>(full, (int)(nb - full * kGroup), row + full * kGroup * bb, bb, xw, xb, steps_bytes,
+                                 acc);
+  unroll<C>([&](auto c) {
+    const __m128 s2 = _mm_add_ps(acc[c], _mm_movehl_ps(acc[c], acc[c]));
+    out[c * ldo] = _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
+  });
+}
+
+template <bool kQ8, int K>
+void walk(const SparseTypeInfo& f, int64_t n, const uint8_t* w, size_t wrb, int64_t r0, int64_t r1, const uint8_t* x,
+          size_t xrb, int64_t T, float* y, int64_t ldy) {
+  thread_local std::vector<uint8_t> xbuf;
+  const int64_t nb = n / 32;
+  const size_t xb = col_bytes(nb);
+  uint8_t* xw = grow(xbuf, (size_t)T * xb);
+  pack_cols(x, xrb, T, nb, kQ8 ? 128 : 8, xw);
+  const size_t bb = f.block_bytes;
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w + r * wrb;
+    for (int64_t c0 = 0; c0 < T; c0 += 4) {
+      const uint8_t* xc = xw + c0 * xb;
+      float* out = y + c0 * ldy + r;
+      switch (std::min<int64_t>(4, T - c0)) {
+        case 1: walk_row<kQ8, K, 1>(nb, row, bb, xc, xb, out, ldy); break;
+        case 2: walk_row<kQ8, K, 2>(nb, row, bb, xc, xb, out, ldy); break;
+        case 3: walk_row<kQ8, K, 3>(nb, row, bb, xc, xb, out, ldy); break;
+        default: walk_row<kQ8, K, 4>(nb, row, bb, xc, xb, out, ldy); break;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+SparseWalkFn sparse_walk_avx512(const SparseTypeInfo& f) {
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx512vbmi2")) return nullptr;
+  const bool q8 = f.base == DType::Q8_0;
+  if (!q8 && f.base != DType::Q4_0) return nullptr;
+  switch (f.kept) {
+    case 4: return q8 ? &walk<true, 4> : &walk<false, 4>;
+    case 8: return q8 ? &walk<true, 8> : &walk<false, 8>;
+    case 16: return q8 ? &walk<true, 16> : &walk<false, 16>;
+    default: return nullptr;
+  }
+}
+
+}  // namespace frugal
