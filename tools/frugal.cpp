@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
       cli::add_tokenize_command(app), cli::add_logits_command(app), cli::add_synth_command(app),
       cli::add_batched_bench_command(app), cli::add_usage_command(app), cli::add_serve_command(app),
       cli::add_quantize_command(app), cli::add_imatrix_command(app),
-      cli::add_perplexity_command(app), cli::add_eval_command(app),
+      cli::add_perplexity_command(app), cli::add_eval_command(app), cli::add_prune_command(app),
   };
   try {
     app.parse(argc, argv);
