@@ -151,7 +151,7 @@ StatusOr<QuantizeSummary> quantize_model(const std::string& in_path, const std::
   FRUGAL_ASSIGN_OR_RETURN(QuantRecipe recipe, parse_quant_recipe(opt.type));
   GgufWriter w;
   w.copy_kvs(*in, "");
-  w.set_u32("general.alignment", (uint32_t)in->alignment());
+  // general.alignment (when the input sets it) is among the copied keys; otherwise both use the default 32.
   w.set_u32("general.file_type", recipe.file_type);
   if (!is_float_type(recipe.base)) w.set_u32("general.quantization_version", 2);
   ThreadPool pool(std::max(1, opt.threads));
