@@ -27,7 +27,7 @@ struct QuantTraits;
 // Buffers reused between matmul_cpu calls (grow-only, 64-byte aligned). One per caller thread; not
 // thread-safe. Holds the converted activations and the cache of repacked weights.
 //
-// Repacked weights (QuantTraits::repack; on AVX-512: Q4_0, Q5_0, Q8_0, IQ4_NL in their own size, Q4_K,
+// Repacked weights (QuantTraits::repack; on AVX-512: Q4_0, Q8_0, IQ4_NL in their own size, Q5_0 1.5x, Q4_K,
 // Q5_K, Q6_K about 2.2x their size): built in parallel on a weight's first matmul with T >=
 // repack_min_T (decode with T = 1 reads the raw rows) and kept until the scratch dies, keyed by the
 // weight's data pointer and checked against its type, shape and a fingerprint of sampled bytes. Contract: weights seen by this scratch are

@@ -9,11 +9,13 @@
 // (a0 + a2) + (a1 + a3)), so every (row, token) equals vec_dot_q*_q8_0 bit for bit.
 //
 // Group layout (16 rows, nb blocks of 32; every part 64-byte aligned when the group is):
-//   codes  nb x kCodeBytes   Q8_0: 8 registers, register q lane j = codes 4q..4q+3 of row j (xor 0x80)
+//   codes  nb x kCodeBytes   Q8_0, Q5_0: 8 registers, register q lane j = codes 4q..4q+3 of row j
+//                            (Q8_0 xor 0x80)
 //                            4-bit: 4 registers, register h byte 4j+i = code 8h+i | code 8h+4+i << 4
-//   masks  nb x 64           Q5_0 only: 8 x 64-bit, bit 4j+i of mask q = high bit of code 4q+i, row j
+//   masks  nb x 64           formats with kHigh only (none at present): 8 x 64-bit, bit 4j+i of mask q =
+//                            high bit of code 4q+i, row j
 //   scales nb x 32           16 x fp16 d (rows past N: 0); then padding to a multiple of 64 bytes
-// Same bytes as the original rows (no extra memory traffic for decode).
+// Same bytes as the original rows for Q4_0, Q8_0 and IQ4_NL; 1.5x for Q5_0.
 // GCC 12 reports false -Wmaybe-uninitialized inside the AVX-512 intrinsic headers (GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -56,13 +58,16 @@ struct RIQ4_NL {  // nibble = codebook index; the biased codebook (value + 128) 
   static uint8_t code(const uint8_t* blk, int e) { return RQ4_0::code(blk, e); }
 };
 
+// Q5_0 as whole 5-bit codes in bytes (1.5x its size): the nibble + high-bit-mask form (kHigh) measured
+// 2-5x slower (mask register traffic in the inner loop).
 struct RQ5_0 {
-  static constexpr int kBlockBytes = 22, kOffset = 16, kCodeBytes = 256;
-  static constexpr bool kNibbles = true, kHigh = true, kTable = false;
-  static uint8_t code(const uint8_t* blk, int e) {  // low 4 bits here, bit 4 in the masks
-    return (uint8_t)(e < 16 ? blk[6 + e] & 0x0F : blk[6 + e - 16] >> 4);
+  static constexpr int kBlockBytes = 22, kOffset = 16, kCodeBytes = 512;
+  static constexpr bool kNibbles = false, kHigh = false, kTable = false;
+  static uint8_t code(const uint8_t* blk, int e) {
+    const uint8_t lo = (uint8_t)(e < 16 ? blk[6 + e] & 0x0F : blk[6 + e - 16] >> 4);
+    return (uint8_t)(lo | (((ld_u32(blk + 2) >> e) & 1) << 4));
   }
-  static bool high(const uint8_t* blk, int e) { return (ld_u32(blk + 2) >> e) & 1; }
+  static bool high(const uint8_t*, int) { return false; }
 };
 
 template <class F>
