@@ -18,7 +18,8 @@
 // deepseek2 key/value layout through those forms (the head dims come from qk_nope/qk_rope/v_head).
 //
 // Weight types: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K apply to every 2-D tensor (1-D norms
-// and biases are always F32). Q4_K_M / Q5_K_M follow llama-quantize's recipe: output.weight (or a tied
+// and biases are always F32). Q4_K_M / Q5_K_M (and Q4_K_S / Q5_K_S) follow llama-quantize's recipe, the one
+// `frugal quantize` uses (model/quant_recipe.h): output.weight (or a tied
 // token_embd) Q6_K; attn_v.weight and ffn_down.weight Q6_K in layers i with i < n/8 || i >= 7n/8 ||
 // (i - n/8) % 3 == 2; every other 2-D tensor Q4_K (Q5_K). A tensor whose row length is not a multiple of
 // its type's block size falls back: Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, then F16.
