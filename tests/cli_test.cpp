@@ -156,6 +156,21 @@ TEST(Cli, RunSampledIsReproducibleWithASeed) {
   EXPECT_GT(a.out.size(), 10u);
 }
 
+// Repacked weight copies change speed and memory, never results: a Q4_0 model (repacked from 2 tokens on)
+// gives the same greedy text with the copies off.
+TEST(Cli, RunWithoutRepackedWeightsGivesTheSameText) {
+  const std::string args = "run -m " + std::string(FRUGAL_SHARED_DIR) +
+                           "/models/stories260K-Q4_0.gguf -p 'Once upon a time there was' -n 32 --temp 0 -t 2";
+  const Result a = frugal(args), b = frugal(args + " --repack-mem 0");
+  ASSERT_EQ(a.rc, 0) << a.err;
+  ASSERT_EQ(b.rc, 0) << b.err;
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_GT(a.out.size(), 10u);
+  const Result bad = frugal(args + " --repack-mem -1");
+  EXPECT_EQ(bad.rc, 1);
+  EXPECT_TRUE(contains(bad.err, "--repack-mem")) << bad.err;
+}
+
 void check_logits(const std::string& name, const std::string& mode) {
   const std::string out = scratch_dir() + "/" + name + "." + mode + ".npy";
   const Result r = frugal("logits -m " + kGolden + name + ".gguf --tokens " + golden_tokens_csv(name) + " --mode " +

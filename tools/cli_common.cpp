@@ -73,19 +73,24 @@ StatusOr<DType> parse_kv_type(const std::string& name) {
   return invalid_argument("unknown KV cache type '" + name + "' (expected f32, f16 or q8_0)");
 }
 
-StatusOr<Runtime> make_runtime(int n_threads, const std::string& isa_name) {
+StatusOr<Runtime> make_runtime(int n_threads, const std::string& isa_name, size_t repack_limit) {
   if (n_threads <= 0) n_threads = default_threads();
   if (n_threads > 1024) return invalid_argument("-t: " + std::to_string(n_threads) + " threads is too many");
   FRUGAL_ASSIGN_OR_RETURN(Isa isa, parse_isa(isa_name));
   Runtime rt;
   rt.pool = std::make_unique<ThreadPool>(n_threads);
-  rt.backend = make_cpu_backend(rt.pool.get(), isa);
+  rt.backend = make_cpu_backend(rt.pool.get(), isa, repack_limit);
   rt.isa = isa;
   rt.n_threads = n_threads;
   return rt;
 }
 
 void add_load_flags(CLI::App* app, LoadFlags* flags) {
+  app->add_option("--repack-mem", flags->repack_mib,
+                  "MiB of repacked weight copies the batched-decode/prefill kernels may keep beside the weights "
+                  "(0: none, same results, slower batches)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app->add_flag("--mmap,!--no-mmap", flags->mmap,
                 "--mmap (default): map the weights from the page cache; --no-mmap: read them into anonymous "
                 "huge-page memory (the kernel cannot evict them)");

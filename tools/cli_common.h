@@ -64,7 +64,9 @@ struct Runtime {
   Isa isa = Isa::kScalar;
   int n_threads = 1;
 };
-StatusOr<Runtime> make_runtime(int n_threads, const std::string& isa_name);
+// repack_limit: bytes the backend may keep as repacked weight copies (LoadFlags::repack_limit()).
+StatusOr<Runtime> make_runtime(int n_threads, const std::string& isa_name,
+                               size_t repack_limit = kDefaultRepackLimit);
 
 // How the weights get into memory; one flag set shared by run, bench, serve, batched-bench and logits:
 //   --mmap (default) / --no-mmap: map the file, or read it into anonymous huge-page memory (in parallel);
@@ -72,6 +74,8 @@ StatusOr<Runtime> make_runtime(int n_threads, const std::string& isa_name);
 struct LoadFlags {
   bool mmap = true;
   bool mlock = false;
+  int64_t repack_mib = (int64_t)(kDefaultRepackLimit >> 20);  // --repack-mem
+  size_t repack_limit() const { return repack_mib > 0 ? (size_t)repack_mib << 20 : 0; }
 };
 void add_load_flags(CLI::App* app, LoadFlags* flags);
 // Model::load with `flags`. --no-mmap reads on `pool` (nullptr: a temporary pool, one thread per core) and

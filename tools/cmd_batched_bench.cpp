@@ -86,7 +86,7 @@ Status run(const BatchedBenchOptions& o) {
   FRUGAL_ASSIGN_OR_RETURN(std::vector<int64_t> npls, parse_int_list("-npl", o.npl, 1));
   if (o.n_batch < 1) return invalid_argument("-b: batch size must be >= 1");
   FRUGAL_ASSIGN_OR_RETURN(DType kv_type, parse_kv_type(o.kv_type));
-  FRUGAL_ASSIGN_OR_RETURN(Runtime rt, make_runtime(o.threads, o.isa));
+  FRUGAL_ASSIGN_OR_RETURN(Runtime rt, make_runtime(o.threads, o.isa, o.load.repack_limit()));
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, load_model(o.model, o.load, rt.pool.get(), "frugal batched-bench"));
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tok, Tokenizer::from_gguf(model->gguf()));
   FRUGAL_ASSIGN_OR_RETURN(const double warm_s, warmup(*model, *rt.backend));

@@ -257,7 +257,7 @@ Status bench(const BenchOptions& o) {
     base.model_size = tensor_bytes(model->gguf());
     base.kv_type = o.kv_type;
     for (int64_t t : threads) {
-      FRUGAL_ASSIGN_OR_RETURN(Runtime rt, make_runtime((int)t, o.isa));
+      FRUGAL_ASSIGN_OR_RETURN(Runtime rt, make_runtime((int)t, o.isa, o.load.repack_limit()));
       std::vector<std::array<int64_t, 3>> tests;  // {depth, n_prompt, n_gen}
       for (int64_t d : depths) {
         for (int64_t p : prompts)

@@ -26,7 +26,7 @@ Status logits(const LogitsOptions& o) {
   if (o.mode != "batch" && o.mode != "seq") return invalid_argument("--mode: expected batch or seq, got '" + o.mode + "'");
   FRUGAL_ASSIGN_OR_RETURN(std::vector<int64_t> list, parse_int_list("--tokens", o.tokens, 0));
   FRUGAL_ASSIGN_OR_RETURN(DType kv_type, parse_kv_type(o.kv_type));
-  FRUGAL_ASSIGN_OR_RETURN(Runtime rt, make_runtime(o.threads, o.isa));
+  FRUGAL_ASSIGN_OR_RETURN(Runtime rt, make_runtime(o.threads, o.isa, o.load.repack_limit()));
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, load_model(o.model, o.load, rt.pool.get(), "frugal logits"));
   const ModelConfig& cfg = model->config();
   const int64_t T = (int64_t)list.size();

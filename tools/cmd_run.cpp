@@ -49,7 +49,7 @@ Status run(const RunOptions& o) {
   sp.seed = o.seed < 0 ? random_seed() : (uint64_t)o.seed;
   FRUGAL_RETURN_IF_ERROR(sp.validate());
   FRUGAL_ASSIGN_OR_RETURN(DType kv_type, parse_kv_type(o.kv_type));
-  FRUGAL_ASSIGN_OR_RETURN(Runtime rt, make_runtime(o.threads, o.isa));
+  FRUGAL_ASSIGN_OR_RETURN(Runtime rt, make_runtime(o.threads, o.isa, o.load.repack_limit()));
 
   const double t0 = now_seconds();
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, load_model(o.model, o.load, rt.pool.get(), "frugal run"));

@@ -147,7 +147,10 @@ class Backend {
 };
 
 std::unique_ptr<Backend> make_ref_backend();
+// Memory the CPU backend may spend on repacked copies of weights (batched decode and prefill kernels).
+inline constexpr size_t kDefaultRepackLimit = size_t(8) << 30;
 // CPU backend with `isa` kernels (detect_isa() for the best), using `pool` for threads (not owned).
-std::unique_ptr<Backend> make_cpu_backend(ThreadPool* pool, Isa isa);
+// repack_limit: bytes of repacked weight copies it may keep (0: none; results are the same either way).
+std::unique_ptr<Backend> make_cpu_backend(ThreadPool* pool, Isa isa, size_t repack_limit = kDefaultRepackLimit);
 
 }  // namespace frugal

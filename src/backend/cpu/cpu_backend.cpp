@@ -20,7 +20,9 @@ namespace {
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend(ThreadPool* pool, Isa isa) : pool_(pool), isa_(isa) {}
+  CpuBackend(ThreadPool* pool, Isa isa, size_t repack_limit) : pool_(pool), isa_(isa) {
+    scratch_.set_repack(repack_limit > 0, repack_limit);
+  }
   const char* name() const override { return isa_name(isa_); }
 
   void matmul(const WeightView& w, const float* x, int64_t T, float* y) override {
@@ -163,8 +165,8 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(ThreadPool* pool, Isa isa) {
-  return std::make_unique<CpuBackend>(pool, isa);
+std::unique_ptr<Backend> make_cpu_backend(ThreadPool* pool, Isa isa, size_t repack_limit) {
+  return std::make_unique<CpuBackend>(pool, isa, repack_limit);
 }
 
 }  // namespace frugal
