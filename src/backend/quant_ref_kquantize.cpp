@@ -191,6 +191,36 @@ float fit_positive(int n, int nmax, const float* x, uint8_t* L, const float* w) 
 
 namespace {
 
+// Q4_K / Q5_K 6-bit scale and min codes (ls, lm < 64) into the 12 packed bytes (reference §2: scales 0-3
+// and mins 0-3 in the low 6 bits of bytes 0-7, 4-7 split over bytes 8-11 and the top bits of 0-7).
+void pack_k_scales(const uint8_t Ls[8], const uint8_t Lm[8], uint8_t packed[kKScaleBytes]) {
+  std::memset(packed, 0, kKScaleBytes);
+  for (int j = 0; j < 8; ++j) {
+    const uint8_t ls = Ls[j], lm = Lm[j];
+    if (j < 4) {
+      packed[j] = ls;
+      packed[j + 4] = lm;
+    } else {
+      packed[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
+      packed[j - 4] |= (uint8_t)((ls >> 4) << 6);
+      packed[j] |= (uint8_t)((lm >> 4) << 6);
+    }
+  }
+}
+
+// Final codes of a Q4_K / Q5_K super-block from its coded scales: L = round((x + dmin*m) / (d*sc)) in [0, nmax].
+void final_k_codes(const float* x, const uint8_t packed[kKScaleBytes], uint16_t d16, uint16_t dmin16, int nmax,
+                   uint8_t L[kQKK]) {
+  for (int j = 0; j < 8; ++j) {
+    uint8_t sc, m;
+    k_scale_min(j, packed, &sc, &m);
+    const float d = fp16_to_f32(d16) * sc;
+    if (!d) continue;
+    const float dm = fp16_to_f32(dmin16) * m;
+    for (int i = 0; i < 32; ++i) L[32 * j + i] = (uint8_t)clampi(nearest_int((x[32 * j + i] + dm) / d), 0, nmax);
+  }
+}
+
 // Importance-weighted Q4_K / Q5_K super-block (llama.cpp's quantize_row_q{4,5}_K_impl with an imatrix):
 // sub-block weights qw * sqrt(sigma2 + x^2), sigma2 = 2 * mean(x^2) of the super-block; the 8 scales and
 // mins are coded by a weighted positive fit (fit_positive) with each sub-block's weight sum as weight.
@@ -213,28 +243,10 @@ void quantize_kx_superblock_w(const float* x, const float* qw, int nmax, float r
   }
   const float d_block = fit_positive(8, 63, scales, Ls, sw);
   const float m_block = fit_positive(8, 63, mins, Lm, sw);
-  std::memset(packed, 0, kKScaleBytes);
-  for (int j = 0; j < 8; ++j) {
-    const uint8_t ls = Ls[j], lm = Lm[j];
-    if (j < 4) {
-      packed[j] = ls;
-      packed[j + 4] = lm;
-    } else {
-      packed[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
-      packed[j - 4] |= (uint8_t)((ls >> 4) << 6);
-      packed[j] |= (uint8_t)((lm >> 4) << 6);
-    }
-  }
+  pack_k_scales(Ls, Lm, packed);
   *d_out = f32_to_fp16(d_block);
   *dmin_out = f32_to_fp16(m_block);
-  for (int j = 0; j < 8; ++j) {
-    uint8_t sc, m;
-    k_scale_min(j, packed, &sc, &m);
-    const float d = fp16_to_f32(*d_out) * sc;
-    if (!d) continue;
-    const float dm = fp16_to_f32(*dmin_out) * m;
-    for (int i = 0; i < 32; ++i) L[32 * j + i] = (uint8_t)clampi(nearest_int((x[32 * j + i] + dm) / d), 0, nmax);
-  }
+  final_k_codes(x, packed, *d_out, *dmin_out, nmax, L);
 }
 
 // Shared part of Q4_K / Q5_K: fits, 6-bit scale coding, final codes L[256] in [0, nmax].
@@ -255,31 +267,16 @@ void quantize_kx_superblock(const float* x, int nmax, float rmin, float rdelta, 
   }
   const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
   const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
-  std::memset(packed, 0, kKScaleBytes);
+  uint8_t Ls[8], Lm[8];
   for (int j = 0; j < 8; ++j) {
-    uint8_t ls = (uint8_t)nearest_int(inv_scale * scales[j]);
-    uint8_t lm = (uint8_t)nearest_int(inv_min * mins[j]);
-    ls = ls < 63 ? ls : 63;
-    lm = lm < 63 ? lm : 63;
-    if (j < 4) {
-      packed[j] = ls;
-      packed[j + 4] = lm;
-    } else {
-      packed[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
-      packed[j - 4] |= (uint8_t)((ls >> 4) << 6);
-      packed[j] |= (uint8_t)((lm >> 4) << 6);
-    }
+    const uint8_t ls = (uint8_t)nearest_int(inv_scale * scales[j]), lm = (uint8_t)nearest_int(inv_min * mins[j]);
+    Ls[j] = ls < 63 ? ls : 63;
+    Lm[j] = lm < 63 ? lm : 63;
   }
+  pack_k_scales(Ls, Lm, packed);
   *d_out = f32_to_fp16(max_scale / 63.f);
   *dmin_out = f32_to_fp16(max_min / 63.f);
-  for (int j = 0; j < 8; ++j) {
-    uint8_t sc, m;
-    k_scale_min(j, packed, &sc, &m);
-    const float d = fp16_to_f32(*d_out) * sc;
-    if (!d) continue;
-    const float dm = fp16_to_f32(*dmin_out) * m;
-    for (int i = 0; i < 32; ++i) L[32 * j + i] = (uint8_t)clampi(nearest_int((x[32 * j + i] + dm) / d), 0, nmax);
-  }
+  final_k_codes(x, packed, *d_out, *dmin_out, nmax, L);
 }
 
 }  // namespace
