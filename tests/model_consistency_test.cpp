@@ -16,6 +16,7 @@
 #include "gguf/gguf_writer.h"
 #include "model/model.h"
 #include "model/synth.h"
+#include "support/temp_path.h"
 
 namespace frugal {
 namespace {
@@ -81,7 +82,7 @@ class ConsistencyTest : public ::testing::TestWithParam<Case> {
  protected:
   void SetUp() override {
     const Case& c = GetParam();
-    path_ = (std::filesystem::temp_directory_path() / ("frugal-consistency-" + c.name + ".gguf")).string();
+    path_ = test_temp_path("consistency-" + c.name + ".gguf");
     Status s = write_synth_model(c.spec, path_);
     ASSERT_TRUE(s.ok()) << s.message();
     auto m = Model::load(path_);
@@ -170,7 +171,7 @@ INSTANTIATE_TEST_SUITE_P(Synth, ConsistencyTest, ::testing::ValuesIn(cases()),
 // Loading rejects what the architecture cannot run, naming the problem.
 TEST(ModelLoad, UnknownArchitectureListsSupported) {
   SynthSpec s = make_case("x", "llama", 2, false, "F32", 0).spec;
-  const std::string path = (std::filesystem::temp_directory_path() / "frugal-arch.gguf").string();
+  const std::string path = test_temp_path("arch.gguf");
   ASSERT_TRUE(write_synth_model(s, path).ok());
   auto gguf = GgufFile::open(path);
   ASSERT_TRUE(gguf.ok());
@@ -193,7 +194,7 @@ TEST(ModelLoad, UnknownArchitectureListsSupported) {
 
 TEST(ModelLoad, MissingAndMisshapenTensorsAreNamed) {
   SynthSpec s = make_case("x", "llama", 2, false, "F32", 0).spec;
-  const std::string path = (std::filesystem::temp_directory_path() / "frugal-missing.gguf").string();
+  const std::string path = test_temp_path("missing.gguf");
   ASSERT_TRUE(write_synth_model(s, path).ok());
   auto gguf = GgufFile::open(path);
   ASSERT_TRUE(gguf.ok());

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -22,15 +23,27 @@ struct Result {
   std::string out, err;
 };
 
-const std::string& scratch_dir() {
-  static const std::string dir = [] {
+// One private directory per test process, removed when the process exits.
+struct ScratchDir {
+  std::string path;
+  bool owned = false;
+  ScratchDir() {
     std::string tmpl = ::testing::TempDir() + "frugal_usage_cli_XXXXXX";
     std::vector<char> buf(tmpl.begin(), tmpl.end());
     buf.push_back('\0');
     const char* d = mkdtemp(buf.data());
-    return std::string(d ? d : ::testing::TempDir().c_str());
-  }();
-  return dir;
+    owned = d != nullptr;
+    path = d ? d : ::testing::TempDir();
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    if (owned) std::filesystem::remove_all(path, ec);
+  }
+};
+
+const std::string& scratch_dir() {
+  static const ScratchDir dir;
+  return dir.path;
 }
 
 Result frugal(const std::string& args) {

@@ -18,6 +18,7 @@
 #include "base/rng.h"
 #include "compress/imatrix.h"
 #include "gguf/gguf_file.h"
+#include "support/temp_path.h"
 
 namespace frugal {
 namespace {
@@ -25,7 +26,7 @@ namespace {
 const std::string kShared = FRUGAL_SHARED_DIR;
 
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("frugal_quantize_test_" + name)).string();
+  return test_temp_path(name);
 }
 
 std::vector<uint8_t> file_bytes(const std::string& path) {

@@ -17,6 +17,7 @@
 #include "model/moe.h"
 #include "model/deepseek_test_models.h"
 #include "model/synth.h"
+#include "support/temp_path.h"
 
 namespace frugal {
 namespace {
@@ -34,7 +35,7 @@ class DeepseekConsistency : public ::testing::TestWithParam<DeepseekCase> {
  protected:
   void SetUp() override {
     const DeepseekCase& c = GetParam();
-    path_ = (std::filesystem::temp_directory_path() / ("frugal-ds-consistency-" + c.name + ".gguf")).string();
+    path_ = test_temp_path("ds-consistency-" + c.name + ".gguf");
     Status s = write_synth_model(c.spec, path_);
     ASSERT_TRUE(s.ok()) << s.message();
     auto m = Model::load(path_);

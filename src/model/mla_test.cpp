@@ -18,6 +18,7 @@
 #include "model/model.h"
 #include "model/moe.h"
 #include "model/synth.h"
+#include "support/temp_path.h"
 
 namespace frugal {
 namespace {
@@ -193,7 +194,7 @@ double absorbed_budget(const std::string& type) { return type == "F32" ? 1e-9 : 
 TEST_P(MlaAbsorbed, MatchesNaiveMhaInBatchAndDecode) {
   const DeepseekCase& dc = GetParam();
   if (dc.spec.arch != "deepseek2") GTEST_SKIP() << "no MLA in " << dc.spec.arch;
-  const std::string path = (std::filesystem::temp_directory_path() / ("frugal-mla-" + dc.name + ".gguf")).string();
+  const std::string path = test_temp_path("mla-" + dc.name + ".gguf");
   ASSERT_TRUE(write_synth_model(dc.spec, path).ok());
   auto loaded = Model::load(path);
   ASSERT_TRUE(loaded.ok()) << loaded.status().message();
@@ -302,7 +303,7 @@ TEST(MlaYarn, MatchesLlamaCppLogprobs) {
       {338, {{338, -0.396588f}, {262, -3.246988f}, {323, -3.882057f}, {176, -3.958514f}, {94, -4.060383f}}},
       {290, {{290, -1.538339f}, {263, -1.648406f}, {37, -2.223220f}, {239, -2.732513f}, {456, -2.760523f}}},
   };
-  const std::string path = (std::filesystem::temp_directory_path() / "frugal-mla-yarn.gguf").string();
+  const std::string path = test_temp_path("mla-yarn.gguf");
   ASSERT_TRUE(write_synth_model(s, path).ok());
   auto loaded = Model::load(path);
   ASSERT_TRUE(loaded.ok()) << loaded.status().message();
