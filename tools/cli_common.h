@@ -45,6 +45,7 @@ Command add_imatrix_command(CLI::App& root);
 Command add_perplexity_command(CLI::App& root);
 Command add_eval_command(CLI::App& root);
 Command add_prune_command(CLI::App& root);
+Command add_convert_command(CLI::App& root);
 
 // Threads when -t is not given: the number of logical cores.
 int default_threads();

@@ -1,4 +1,5 @@
-// frugal: one binary, subcommands (run, bench, inspect, tokenize, logits, synth, batched-bench, usage, serve).
+// frugal: one binary, subcommands (run, bench, inspect, tokenize, logits, synth, batched-bench, usage, serve,
+// quantize, imatrix, perplexity, eval, prune, convert).
 // Each subcommand lives in its own file (cmd_*.cpp) and returns a Status: an error is printed as
 // "frugal <command>: error: <message>" and the exit code is 1. --help on anything exits 0.
 #include <cstdio>
@@ -20,6 +21,7 @@ int main(int argc, char** argv) {
       cli::add_batched_bench_command(app), cli::add_usage_command(app), cli::add_serve_command(app),
       cli::add_quantize_command(app), cli::add_imatrix_command(app),
       cli::add_perplexity_command(app), cli::add_eval_command(app), cli::add_prune_command(app),
+      cli::add_convert_command(app),
   };
   try {
     app.parse(argc, argv);

@@ -225,7 +225,7 @@ uint32_t file_type_of(DType t) {
 
 StatusOr<json> read_config(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return not_found(path + ": cannot open");
+  if (!in) return not_found(path + ": cannot open (the input must be a Hugging Face checkpoint directory)");
   std::stringstream ss;
   ss << in.rdbuf();
   json j = json::parse(ss.str(), nullptr, false);
