@@ -10,12 +10,15 @@
 // Output: a markdown table (llama-bench's columns) or a JSON array with llama-bench's field names.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <memory>
 
+#include "backend/profiling_backend.h"
+#include "base/thread_pool.h"
 #include "base/timer.h"
 #include "cli_common.h"
 #include "engine/generator.h"
@@ -41,6 +44,7 @@ struct BenchOptions {
   int64_t n_batch = 512;
   bool no_warmup = false;
   bool moe_stats = false;
+  bool profile = false;
 };
 
 // Weight bytes a MoE model actually reads during a test, from the model's expert counters.
@@ -84,6 +88,8 @@ struct TestResult {
   bool moe = false;
   double moe_bytes_per_token = 0, moe_experts_per_layer_forward = 0;
   uint64_t moe_active_params = 0;
+  // --profile: per op key, calls / seconds / dispatches summed over the timed repetitions.
+  std::map<std::string, OpProfile> profile;
 
   int64_t n_tokens() const { return n_prompt + n_gen; }
   std::vector<double> samples_ts() const {
@@ -149,21 +155,25 @@ StatusOr<TestResult> run_test(Model& model, Runtime& rt, DType kv_type, int64_t 
   Rng rng(1234);
   for (int32_t& t : tokens) t = (int32_t)(rng.next_u64() % (uint64_t)cfg.n_vocab);
   std::vector<float> logits((size_t)cfg.n_vocab);
+  ProfilingBackend prof(rt.backend.get(), rt.pool.get());
+  Backend& be = o.profile ? static_cast<Backend&>(prof) : *rt.backend;
   FRUGAL_RETURN_IF_ERROR(KvCache::supports(cfg, kv_type));
   KvCache kv(cfg, n, kv_type);
-  if (depth > 0) FRUGAL_RETURN_IF_ERROR(forward_chunked(model, *rt.backend, kv, tokens.data(), depth, o.n_batch, logits.data()));
+  if (depth > 0) FRUGAL_RETURN_IF_ERROR(forward_chunked(model, be, kv, tokens.data(), depth, o.n_batch, logits.data()));
   if (!o.no_warmup) {
-    FRUGAL_RETURN_IF_ERROR(time_once(model, *rt.backend, kv, tokens, depth, n_prompt, std::min<int64_t>(n_gen, 1),
+    FRUGAL_RETURN_IF_ERROR(time_once(model, be, kv, tokens, depth, n_prompt, std::min<int64_t>(n_gen, 1),
                                      o.n_batch, logits)
                                .status());
   }
   const MoeStats* ms = o.moe_stats ? model.moe_stats() : nullptr;
   const MoeTally before = ms ? moe_tally(*ms) : MoeTally{};
+  prof.reset();
   for (int i = 0; i < o.reps; ++i) {
     FRUGAL_ASSIGN_OR_RETURN(uint64_t ns,
-                            time_once(model, *rt.backend, kv, tokens, depth, n_prompt, n_gen, o.n_batch, logits));
+                            time_once(model, be, kv, tokens, depth, n_prompt, n_gen, o.n_batch, logits));
     r.samples_ns.push_back(ns);
   }
+  r.profile = prof.ops();
   if (ms) {
     const MoeTally after = moe_tally(*ms);
     const double forwards = (double)o.reps * (double)(n_gen + (n_prompt + o.n_batch - 1) / o.n_batch);
@@ -213,6 +223,31 @@ void print_moe_row(const TestResult& r) {
               100.0 * r.moe_bytes_per_token / (double)r.model_size, format_bytes(r.model_size).c_str(),
               r.moe_bytes_per_token * ts / 1e9, format_count(r.moe_active_params).c_str(),
               format_count(r.n_params).c_str());
+  std::fflush(stdout);
+}
+
+// --profile: time, calls and thread-pool dispatches per token and op key, largest time first; the rest of
+// the wall time ("model code") is spent between backend ops (routing, gathers, sums, the sampler-free loop).
+void print_profile(const TestResult& r, int reps) {
+  if (r.profile.empty()) return;
+  const double per = (double)reps * (double)std::max<int64_t>(1, r.n_gen > 0 ? r.n_gen : 1);
+  std::vector<std::pair<std::string, OpProfile>> rows(r.profile.begin(), r.profile.end());
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
+  double wall = 0, ops = 0, calls = 0, disp = 0;
+  for (uint64_t ns : r.samples_ns) wall += (double)ns * 1e-9;
+  const char* unit = r.n_gen > 0 ? "token" : "prompt";
+  std::printf("|   profile per %s: %8s %6s %8s %6s  %s\n", unit, "ms", "%", "calls", "disp", "op");
+  for (const auto& [key, p] : rows) {
+    ops += p.seconds;
+    calls += (double)p.calls;
+    disp += (double)p.dispatches;
+    std::printf("|   %18s %8.3f %6.1f %8.1f %6.1f  %s\n", "", 1e3 * p.seconds / per, 100.0 * p.seconds / wall,
+                (double)p.calls / per, (double)p.dispatches / per, key.c_str());
+  }
+  std::printf("|   %18s %8.3f %6.1f %8.1f %6.1f  %s\n", "", 1e3 * ops / per, 100.0 * ops / wall, calls / per,
+              disp / per, "all backend ops");
+  std::printf("|   %18s %8.3f %6.1f %8s %6s  %s\n", "", 1e3 * (wall - ops) / per, 100.0 * (wall - ops) / wall, "",
+              "", "model code between ops");
   std::fflush(stdout);
 }
 
@@ -276,6 +311,7 @@ Status bench(const BenchOptions& o) {
         if (o.output == "md") {
           print_markdown_row(r);
           print_moe_row(r);
+          print_profile(r, o.reps);
         } else {
           out.push_back(to_json_with_moe(r));
         }
@@ -311,6 +347,9 @@ Command add_bench_command(CLI::App& root) {
   app->add_flag("--moe-stats", o->moe_stats,
                 "MoE models: experts run per layer, weight bytes read per token (share of the model), GB/s on "
                 "them, active parameters per token");
+  app->add_flag("--profile", o->profile,
+                "per op kind and shape: time, calls and thread-pool dispatches per token (pp: per prompt); "
+                "markdown output only");
   return Command{app, [o] { return bench(*o); }};
 }
 

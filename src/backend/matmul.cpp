@@ -193,51 +193,74 @@ void matmul_cpu_multi(ThreadPool* pool, Isa isa, const Backend::MatmulJob* jobs,
     for (int64_t i = 0; i < n; ++i) matmul_cpu(pool, isa, jobs[i].w, jobs[i].x, jobs[i].T, jobs[i].y, scratch);
     return;
   }
-  // 1. Activations of every job, back to back in the scratch buffer (64-byte aligned starts).
+  // 1. Activations of every job, back to back in the scratch buffer (64-byte aligned starts). Jobs with
+  //    the same x, T, K and vec_dot_type (a MoE expert's gate and up, every expert of a decode token)
+  //    share one conversion: the converted rows depend only on those.
   struct Prepared {
     const QuantTraits* t;
     const uint8_t* xa;
     size_t x_row_bytes;
     const uint8_t* wp;  // repacked weight or nullptr
+    int64_t source;     // job whose conversion this job reuses (itself when it converts)
   };
   std::vector<Prepared> prep((size_t)n);
   std::vector<size_t> offset((size_t)n);
+  std::vector<int64_t> converts;  // jobs that convert
   size_t total = 0;
   for (int64_t i = 0; i < n; ++i) {
     const Backend::MatmulJob& j = jobs[i];
     const QuantTraits& t = traits_or_die(j.w.type, isa);
     FRUGAL_CHECK(j.w.K % dtype_block_size(j.w.type) == 0);
     prep[(size_t)i] = {&t, reinterpret_cast<const uint8_t*>(j.x), (size_t)j.w.K * sizeof(float),
-                       j.T >= std::max(kRepackMinT, t.repack_min_T) ? scratch.repacked(t, j.w, pool) : nullptr};
+                       j.T >= std::max(kRepackMinT, t.repack_min_T) ? scratch.repacked(t, j.w, pool) : nullptr, i};
     offset[(size_t)i] = total;
     if (t.vec_dot_type != DType::F32 && j.T > 0) {
       prep[(size_t)i].x_row_bytes = dtype_row_bytes(t.vec_dot_type, j.w.K);
+      for (int64_t c : converts) {
+        const Backend::MatmulJob& o = jobs[c];
+        if (o.x == j.x && o.T == j.T && o.w.K == j.w.K && prep[(size_t)c].t->vec_dot_type == t.vec_dot_type) {
+          prep[(size_t)i].source = c;
+          break;
+        }
+      }
+      if (prep[(size_t)i].source != i) continue;
+      converts.push_back(i);
       total += ((size_t)j.T * prep[(size_t)i].x_row_bytes + 63) / 64 * 64;
     }
   }
   uint8_t* buf = scratch.activations(std::max<size_t>(total, 64));
-  pool->parallel_for(n, [&](int64_t i, int) {
-    const Backend::MatmulJob& j = jobs[i];
-    Prepared& p = prep[(size_t)i];
-    if (p.t->vec_dot_type == DType::F32 || j.T <= 0) return;
+  auto convert = [&](int64_t c) {
+    const Backend::MatmulJob& j = jobs[c];
+    Prepared& p = prep[(size_t)c];
     const QuantTraits* vt = quant_traits(p.t->vec_dot_type, isa);
     FRUGAL_CHECK(vt != nullptr && vt->from_float != nullptr);
-    uint8_t* dst = buf + offset[(size_t)i];
+    uint8_t* dst = buf + offset[(size_t)c];
     for (int64_t tok = 0; tok < j.T; ++tok) vt->from_float(j.x + tok * j.w.K, dst + tok * p.x_row_bytes, j.w.K);
     p.xa = dst;
-  });
-  // 2. Row chunks of all jobs, about four per thread in total work (rows x tokens).
+  };
+  int64_t convert_elems = 0;
+  for (int64_t c : converts) convert_elems += jobs[c].T * jobs[c].w.K;
+  if (convert_elems < kMinParallelConvert) {
+    for (int64_t c : converts) convert(c);  // a decode token: not worth a dispatch
+  } else {
+    pool->parallel_for((int64_t)converts.size(), [&](int64_t k, int) { convert(converts[(size_t)k]); });
+  }
+  for (Prepared& p : prep)
+    if (p.t->vec_dot_type != DType::F32) p.xa = prep[(size_t)p.source].xa;
+  // 2. Row chunks of all jobs, about eight per thread in total work (weight bytes x tokens), so the
+  //    dynamic claiming evens out threads that the OS or the memory system slowed down.
   struct Chunk {
     int64_t job, r0, r1;
   };
-  int64_t work = 0;
-  for (int64_t i = 0; i < n; ++i) work += jobs[i].w.N * std::max<int64_t>(jobs[i].T, 1);
-  const int64_t per = std::max<int64_t>(kRowAlign, work / (4 * n_threads));
+  double work = 0;
+  for (int64_t i = 0; i < n; ++i) work += (double)jobs[i].w.N * (double)jobs[i].w.row_bytes * (double)std::max<int64_t>(jobs[i].T, 1);
+  const double per = work / (8.0 * n_threads);
   std::vector<Chunk> chunks;
   for (int64_t i = 0; i < n; ++i) {
     const int64_t N = jobs[i].w.N, T = jobs[i].T;
     if (N <= 0 || T <= 0) continue;
-    const int64_t rows = std::max<int64_t>(kRowAlign, per / T / kRowAlign * kRowAlign);
+    const int64_t fit = (int64_t)(per / ((double)jobs[i].w.row_bytes * (double)T));
+    const int64_t rows = std::max<int64_t>(kRowAlign, fit / kRowAlign * kRowAlign);
     for (int64_t r = 0; r < N; r += rows) chunks.push_back({i, r, std::min(N, r + rows)});
   }
   pool->parallel_for((int64_t)chunks.size(), [&](int64_t c, int) {

@@ -74,6 +74,7 @@ void ThreadPool::parallel_for(int64_t n_tasks, const std::function<void(int64_t,
     return;
   }
   FRUGAL_CHECK(n_tasks < (int64_t(1) << 32));
+  ++n_dispatches_;
   const uint32_t job = job_.load(std::memory_order_relaxed) + 1;
   Slot& slot = slots_[job & 1];
   slot.fn.store(&fn, std::memory_order_relaxed);

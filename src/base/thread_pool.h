@@ -34,6 +34,10 @@ class ThreadPool {
   // Splits [0, n) into n_threads() contiguous ranges; fn(begin, end, thread) per non-empty range.
   void parallel_range(int64_t n, const std::function<void(int64_t begin, int64_t end, int thread)>& fn);
 
+  // Jobs handed to the workers so far (parallel_for calls with more than one task on more than one
+  // thread; the others run inline). For profiles; read it from the caller's thread.
+  uint64_t n_dispatches() const { return n_dispatches_; }
+
  private:
   // Job state, double-buffered by job parity: a straggler still looking at job j can only read slot
   // j&1, which is rewritten for job j+2 -- after the claim counter has moved on, so its claim fails.
@@ -52,6 +56,7 @@ class ThreadPool {
   // (job << 32) | next task index: claiming a task is a CAS that also proves the job is still current.
   std::atomic<uint64_t> claim_{0};
   std::atomic<uint32_t> job_{0};
+  uint64_t n_dispatches_ = 0;  // written by the caller thread only
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::condition_variable cv_;

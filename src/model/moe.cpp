@@ -227,7 +227,8 @@ void moe_ffn(Backend& be, const ModelConfig& c, const MoeLayerWeights& w, int64_
       const int32_t at = ws.count[(size_t)e]++;
       ws.rows[(size_t)at] = (int32_t)t;
       ws.row_w[(size_t)at] = ws.weights[(size_t)(t * K + j)];
-      std::copy(f + t * D, f + (t + 1) * D, ws.xs.data() + (size_t)at * D);
+      if (ws.offset[(size_t)e + 1] - ws.offset[(size_t)e] > 1)  // one token: its expert reads f's row directly
+        std::copy(f + t * D, f + (t + 1) * D, ws.xs.data() + (size_t)at * D);
     }
   }
 
@@ -248,8 +249,11 @@ void moe_ffn(Backend& be, const ModelConfig& c, const MoeLayerWeights& w, int64_
     const int64_t o = ws.offset[(size_t)e], n = ws.offset[(size_t)e + 1] - o;
     if (n == 0) continue;
     if (stats) stats->record(layer, e, (uint64_t)n);
-    ws.jobs.push_back({weight_rows(w.gate_exps, e * F, F), ws.xs.data() + o * D, n, ws.g.data() + o * F});
-    ws.jobs.push_back({weight_rows(w.up_exps, e * F, F), ws.xs.data() + o * D, n, ws.u.data() + o * F});
+    // an expert with one token reads that token's row of f: every expert of a decode step then has the
+    // same x, which matmul_multi converts once
+    const float* xe = n == 1 ? f + (int64_t)ws.rows[(size_t)o] * D : ws.xs.data() + o * D;
+    ws.jobs.push_back({weight_rows(w.gate_exps, e * F, F), xe, n, ws.g.data() + o * F});
+    ws.jobs.push_back({weight_rows(w.up_exps, e * F, F), xe, n, ws.u.data() + o * F});
   }
   if (shared) {
     ws.jobs.push_back({w.shared.gate, f, T, ws.sg.data()});

@@ -18,6 +18,8 @@ namespace frugal {
 
 namespace {
 
+constexpr int64_t kMinParallelElementwise = 32768;  // elements below which silu_mul stays on the caller
+
 class CpuBackend final : public Backend {
  public:
   CpuBackend(ThreadPool* pool, Isa isa, size_t repack_limit) : pool_(pool), isa_(isa) {
@@ -93,6 +95,8 @@ class CpuBackend final : public Backend {
   }
 
   void silu_mul(float* g, const float* u, int64_t n) override {
+    // elementwise: the split does not change values; a decode step's few thousand are not worth a dispatch
+    if (n < kMinParallelElementwise) return ops::silu_mul(g, u, n);
     pool_->parallel_range(n, [&](int64_t b, int64_t e, int) { ops::silu_mul(g + b, u + b, e - b); });
   }
 
