@@ -53,7 +53,8 @@ StatusOr<int64_t> cfg_int(const std::string& where, const json& c, const char* k
 
 StatusOr<double> cfg_float(const std::string& where, const json& c, const char* key, double dflt) {
   if (!c.contains(key) || c[key].is_null()) return dflt;
-  if (!c[key].is_number() || !(c[key].get<double>() > 0)) return corrupt(where + ": '" + key + "' is not a positive number");
+  if (!c[key].is_number() || !(c[key].get<double>() > 0))
+    return corrupt(where + ": '" + key + "' is not a positive number");
   return c[key].get<double>();
 }
 
