@@ -3,7 +3,9 @@
 // N = 5632), 1 and 2 threads. Counters: W_B/s = weight bytes streamed per second, FLOP/s = 2*K*N*T
 // per second. Decode rotates over weight copies larger than the last-level cache so that every
 // call streams W from DRAM, as a real decode step does. Matmul/ uses the repacked weights where the
-// format has them (the engine's default; built before timing); MatmulNoRepack/ the raw rows.
+// format has them (the engine's default; built before timing); MatmulNoRepack/ the raw rows. The N:M
+// sparse types (names like Q8_0_S2_4) are magnitude-pruned copies of the same rows: compare their time
+// with the dense base's (W_B/s counts the sparse bytes).
 //
 //   frugal_bench_kernels --benchmark_filter='Matmul/Q4_K.*T1/'    (Google Benchmark flags)
 #include <benchmark/benchmark.h>
@@ -19,6 +21,7 @@
 #include "backend/matmul.h"
 #include "backend/quant.h"
 #include "base/thread_pool.h"
+#include "tensor/sparse_nm.h"
 
 namespace frugal {
 namespace {
@@ -28,6 +31,17 @@ constexpr size_t kColdBytes = size_t(1) << 30;  // decode rotates over at least 
 
 const DType kTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
                         DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_NL};
+
+// N:M sparse types benchmarked beside their dense base (tensor/sparse_nm.h): 2:4 and 1:4 on Q8_0 and Q4_0.
+std::vector<DType> sparse_types() {
+  std::vector<DType> v;
+  for (DType base : {DType::Q8_0, DType::Q4_0})
+    for (int n : {2, 1}) {
+      DType t;
+      if (sparse_type_for(base, n, 4, &t)) v.push_back(t);
+    }
+  return v;
+}
 
 std::vector<float> normal(int64_t n, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -124,7 +138,9 @@ void register_all() {
   std::vector<Isa> isas;
   for (Isa i : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512})
     if (isa_supported(i)) isas.push_back(i);
-  for (DType t : kTypes) {
+  std::vector<DType> types(std::begin(kTypes), std::end(kTypes));
+  for (DType t : sparse_types()) types.push_back(t);
+  for (DType t : types) {
     for (Isa isa : isas) {
       const std::string tag = std::string(dtype_name(t)) + "/" + isa_name(isa);
       benchmark::RegisterBenchmark(("VecDot/" + tag).c_str(), bm_vec_dot, t, isa);

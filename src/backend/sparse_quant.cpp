@@ -33,7 +33,7 @@ SparseExpandFn expander_for(Isa isa) {
   SparseExpandFn e = nullptr;
   if (isa == Isa::kAvx512) e = sparse_expander_avx512();
   if (isa == Isa::kAvx2 || (isa == Isa::kAvx512 && e == nullptr)) e = sparse_expander_avx2();
-  return e != nullptr ? e : &sparse_expand_blocks;
+  return e != nullptr ? e : &sparse_expand_row;
 }
 
 template <int kIdx, int kIsa>
@@ -60,11 +60,18 @@ void to_float(const void* src, float* dst, int64_t n) {
   const QuantTraits* base = quant_traits(f.base, Isa::kScalar);
   constexpr int64_t kChunk = 16;  // blocks
   alignas(64) uint8_t dense[kChunk * 64];
-  const auto* s = static_cast<const uint8_t*>(src);
-  for (int64_t b0 = 0; b0 < n / kSparseBlock; b0 += kChunk) {
-    const int64_t nb = std::min(kChunk, n / kSparseBlock - b0);
-    sparse_expand_blocks(f, s + (size_t)b0 * f.block_bytes, dense, nb);
-    base->to_float(dense, dst + b0 * kSparseBlock, nb * kSparseBlock);
+  const int64_t nb = n / kSparseBlock;
+  const SparsePlanes p = sparse_planes(f, src, nb);
+  for (int64_t b0 = 0; b0 < nb; b0 += kChunk) {
+    const int64_t cnt = std::min(kChunk, nb - b0);
+    // One chunk of the row as a small planar row of cnt blocks, then expanded.
+    alignas(64) uint8_t part[kChunk * 68];
+    const size_t kb = f.kept_bytes;
+    std::memcpy(part, p.d + b0 * f.d_bytes, (size_t)cnt * f.d_bytes);
+    std::memcpy(part + cnt * f.d_bytes, p.mask + 4 * b0, (size_t)cnt * 4);
+    std::memcpy(part + cnt * (f.d_bytes + 4), p.kept + b0 * kb, (size_t)cnt * kb);
+    sparse_expand_row(f, part, dense, cnt * kSparseBlock);
+    base->to_float(dense, dst + b0 * kSparseBlock, cnt * kSparseBlock);
   }
 }
 
@@ -74,9 +81,10 @@ template <int kIdx>
 void from_float(const float* src, void* dst, int64_t n) {
   const SparseTypeInfo& f = sparse_type_at(kIdx);
   float pruned[kSparseBlock];
-  alignas(64) uint8_t dense[64];
-  auto* d = static_cast<uint8_t*>(dst);
-  for (int64_t b = 0; b < n / kSparseBlock; ++b) {
+  const int64_t nb = n / kSparseBlock;
+  std::vector<uint8_t> dense_row((size_t)nb * f.dense_block_bytes);
+  std::vector<uint32_t> masks((size_t)nb);
+  for (int64_t b = 0; b < nb; ++b) {
     const float* x = src + b * kSparseBlock;
     uint32_t mask = 0;
     for (int g = 0; g < kSparseBlock / f.m; ++g) {
@@ -87,9 +95,10 @@ void from_float(const float* src, void* dst, int64_t n) {
       for (int j = 0; j < f.n; ++j) mask |= 1u << idx[(size_t)j];
     }
     for (int j = 0; j < kSparseBlock; ++j) pruned[j] = (mask >> j & 1) ? x[j] : 0.0f;
-    quantize_row_weights(f.base, pruned, dense, kSparseBlock);
-    sparse_compress_blocks(f, dense, &mask, d + (size_t)b * f.block_bytes, 1);
+    quantize_row_weights(f.base, pruned, dense_row.data() + (size_t)b * f.dense_block_bytes, kSparseBlock);
+    masks[(size_t)b] = mask;
   }
+  sparse_compress_row(f, dense_row.data(), masks.data(), dst, n);
 }
 
 template <int kIdx, int kIsa>
@@ -101,7 +110,7 @@ void vec_dot(int64_t n, float* s, const void* x, const void* y) {
   }
   const int64_t nb = n / kSparseBlock;
   uint8_t* dense = scratch((size_t)nb * c.f->dense_block_bytes);
-  c.expand(*c.f, x, dense, nb);
+  c.expand(*c.f, x, dense, n);
   c.base->vec_dot(n, s, dense, y);
 }
 
@@ -123,11 +132,7 @@ void gemm(int64_t n, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1, 
   uint8_t* dense = scratch((size_t)chunk * drb);
   for (int64_t r = r0; r < r1; r += chunk) {
     const int64_t rows = std::min(chunk, r1 - r);
-    if ((size_t)nb * c.f->block_bytes == w_row_bytes) {
-      c.expand(*c.f, wb + (size_t)r * w_row_bytes, dense, rows * nb);
-    } else {
-      for (int64_t i = 0; i < rows; ++i) c.expand(*c.f, wb + (size_t)(r + i) * w_row_bytes, dense + i * drb, nb);
-    }
+    for (int64_t i = 0; i < rows; ++i) c.expand(*c.f, wb + (size_t)(r + i) * w_row_bytes, dense + i * drb, n);
     if (c.base->gemm != nullptr) {
       c.base->gemm(n, dense, drb, 0, rows, x, x_row_bytes, T, y + r, ldy);
     } else {

@@ -16,9 +16,9 @@
 
 namespace frugal {
 
-// Expands nblocks sparse blocks of format f into dense base blocks (same contract as
-// sparse_expand_blocks in tensor/sparse_nm.h, which is the scalar version).
-using SparseExpandFn = void (*)(const SparseTypeInfo& f, const void* src, void* dst, int64_t nblocks);
+// Expands one sparse row of n elements of format f into the dense base row (same contract as
+// sparse_expand_row in tensor/sparse_nm.h, which is the scalar version).
+using SparseExpandFn = void (*)(const SparseTypeInfo& f, const void* src, void* dst, int64_t n);
 
 // SIMD expanders; nullptr if this CPU lacks the instructions they need (AVX-512: VBMI2 vpexpandb/w;
 // AVX2: BMI2 pdep). Only call for an ISA that isa_supported() says this CPU runs.
@@ -32,6 +32,9 @@ using SparseWalkFn = void (*)(const SparseTypeInfo& f, int64_t n, const uint8_t*
 constexpr int64_t kSparseWalkMaxT = 8;
 // nullptr if the CPU lacks VBMI2 or the format has no walk (F16 base).
 SparseWalkFn sparse_walk_avx512(const SparseTypeInfo& f);
+// The activation-gathering decode kernel (sparse_gather_avx512.cpp): 2:4 over Q8_0 only; same values.
+// nullptr for other formats or without AVX512_VBMI.
+SparseWalkFn sparse_gather_walk_avx512(const SparseTypeInfo& f);
 
 // Tests and benchmarks: false makes every ISA use the expand-to-buffer path (same values). Not
 // thread-safe; set before any kernel runs.

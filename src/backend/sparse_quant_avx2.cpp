@@ -1,4 +1,4 @@
-// AVX2/BMI2 expansion of N:M sparse blocks into dense base blocks (scalar twin: sparse_expand_blocks in
+// AVX2/BMI2 expansion of N:M sparse blocks into dense base blocks (scalar twin: sparse_expand_row in
 // tensor/sparse_nm.cpp): pdep scatters 8 kept bytes at a time to the mask's positions. F16 bases use
 // the scalar expansion.
 #include <immintrin.h>
@@ -29,29 +29,31 @@ inline void scatter32(const uint8_t* kept, uint32_t mask, uint8_t fill, uint8_t*
   }
 }
 
-void expand(const SparseTypeInfo& f, const void* src, void* dst, int64_t nblocks) {
+void expand(const SparseTypeInfo& f, const void* src, void* dst, int64_t n) {
   if (f.base == DType::F16) {
-    sparse_expand_blocks(f, src, dst, nblocks);
+    sparse_expand_row(f, src, dst, n);
     return;
   }
-  const auto* s = static_cast<const uint8_t*>(src);
+  const int64_t nb = n / kSparseBlock;
+  const SparsePlanes p = sparse_planes(f, src, nb);
   auto* d = static_cast<uint8_t*>(dst);
   const bool q8 = f.base == DType::Q8_0;
-  for (int64_t b = 0; b < nblocks; ++b, s += f.block_bytes, d += f.dense_block_bytes) {
+  for (int64_t b = 0; b < nb; ++b, d += f.dense_block_bytes) {
     uint32_t mask;
-    std::memcpy(&mask, s + 2, 4);
+    std::memcpy(&mask, p.mask + 4 * b, 4);
+    const uint8_t* kv = p.kept + (size_t)b * f.kept_bytes;
     alignas(32) uint8_t kept[40] = {0};
     alignas(32) uint8_t codes[32];
-    std::memcpy(d, s, 2);
+    std::memcpy(d, p.d + 2 * b, 2);
     if (q8) {
-      std::memcpy(kept, s + 6, (size_t)f.kept);
+      std::memcpy(kept, kv, (size_t)f.kept);
       scatter32(kept, mask, 0, d + 2);
       continue;
     }
     const int half = f.kept / 2;
     for (int i = 0; i < half; ++i) {
-      kept[i] = s[6 + i] & 0x0F;
-      kept[i + half] = s[6 + i] >> 4;
+      kept[i] = kv[i] & 0x0F;
+      kept[i + half] = kv[i] >> 4;
     }
     scatter32(kept, mask, 8, codes);
     const __m128i lo = _mm_load_si128((const __m128i*)codes), hi = _mm_load_si128((const __m128i*)(codes + 16));

@@ -1,4 +1,4 @@
-// AVX-512 expansion of N:M sparse blocks into dense base blocks (scalar twin: sparse_expand_blocks in
+// AVX-512 expansion of N:M sparse blocks into dense base blocks (scalar twin: sparse_expand_row in
 // tensor/sparse_nm.cpp). vpexpandb / vpexpandw (AVX512_VBMI2) place the K kept values at the mask's
 // set bits in one instruction, reading exactly the kept bytes; dropped elements get 0 (Q4_0: code 8).
 // Compiled with the AVX-512 F/BW/VL/DQ flags; the VBMI2 functions carry their own target attribute
@@ -25,19 +25,20 @@ inline uint32_t ld_u32(const uint8_t* p) {
   return v;
 }
 
-FRUGAL_VBMI2 void expand_q8_0(const SparseTypeInfo& f, const uint8_t* s, uint8_t* d, int64_t nblocks) {
-  for (int64_t b = 0; b < nblocks; ++b, s += f.block_bytes, d += 34) {
+FRUGAL_VBMI2 void expand_q8_0(const SparseTypeInfo& f, const SparsePlanes& p, uint8_t* d, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, d += 34) {
     // Register-form vpexpandb (the memory form is microcoded on AMD Zen 4); K = 16 / 8 / 4 bytes.
+    const uint8_t* kv = p.kept + (size_t)b * f.kept_bytes;
     __m128i kept;
     if (f.kept == 16) {
-      kept = _mm_loadu_si128((const __m128i*)(s + 6));
+      kept = _mm_loadu_si128((const __m128i*)kv);
     } else if (f.kept == 8) {
-      kept = _mm_loadl_epi64((const __m128i*)(s + 6));
+      kept = _mm_loadl_epi64((const __m128i*)kv);
     } else {
-      kept = _mm_cvtsi32_si128((int)ld_u32(s + 6));
+      kept = _mm_cvtsi32_si128((int)ld_u32(kv));
     }
-    const __m256i v = _mm256_maskz_expand_epi8((__mmask32)ld_u32(s + 2), _mm256_castsi128_si256(kept));
-    std::memcpy(d, s, 2);
+    const __m256i v = _mm256_maskz_expand_epi8((__mmask32)ld_u32(p.mask + 4 * b), _mm256_castsi128_si256(kept));
+    std::memcpy(d, p.d + 2 * b, 2);
     _mm256_storeu_si256((__m256i*)(d + 2), v);
   }
 }
@@ -53,35 +54,37 @@ FRUGAL_VBMI2 inline __m128i q4_codes(const uint8_t* kv) {
 }
 
 template <int K>
-FRUGAL_VBMI2 void expand_q4_0(const SparseTypeInfo& f, const uint8_t* s, uint8_t* d, int64_t nblocks) {
+FRUGAL_VBMI2 void expand_q4_0(const SparseTypeInfo& f, const SparsePlanes& p, uint8_t* d, int64_t nb) {
   const __m256i eight = _mm256_set1_epi8(8);
-  for (int64_t b = 0; b < nblocks; ++b, s += f.block_bytes, d += 18) {
-    const __m256i codes =
-        _mm256_mask_expand_epi8(eight, (__mmask32)ld_u32(s + 2), _mm256_castsi128_si256(q4_codes<K>(s + 6)));
+  for (int64_t b = 0; b < nb; ++b, d += 18) {
+    const __m256i codes = _mm256_mask_expand_epi8(eight, (__mmask32)ld_u32(p.mask + 4 * b),
+                                                  _mm256_castsi128_si256(q4_codes<K>(p.kept + (size_t)b * f.kept_bytes)));
     const __m128i qs = _mm_or_si128(_mm256_castsi256_si128(codes), _mm_slli_epi16(_mm256_extracti128_si256(codes, 1), 4));
-    std::memcpy(d, s, 2);
+    std::memcpy(d, p.d + 2 * b, 2);
     _mm_storeu_si128((__m128i*)(d + 2), qs);
   }
 }
 
-FRUGAL_VBMI2 void expand_f16(const SparseTypeInfo& f, const uint8_t* s, uint8_t* d, int64_t nblocks) {
-  for (int64_t b = 0; b < nblocks; ++b, s += f.block_bytes, d += 64)
-    _mm512_storeu_si512(d, _mm512_maskz_expandloadu_epi16((__mmask32)ld_u32(s), s + 4));
+FRUGAL_VBMI2 void expand_f16(const SparseTypeInfo& f, const SparsePlanes& p, uint8_t* d, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, d += 64)
+    _mm512_storeu_si512(d, _mm512_maskz_expandloadu_epi16((__mmask32)ld_u32(p.mask + 4 * b),
+                                                          p.kept + (size_t)b * f.kept_bytes));
 }
 
-void expand(const SparseTypeInfo& f, const void* src, void* dst, int64_t nblocks) {
-  const auto* s = static_cast<const uint8_t*>(src);
+void expand(const SparseTypeInfo& f, const void* src, void* dst, int64_t n) {
+  const int64_t nb = n / kSparseBlock;
+  const SparsePlanes p = sparse_planes(f, src, nb);
   auto* d = static_cast<uint8_t*>(dst);
   switch (f.base) {
-    case DType::Q8_0: expand_q8_0(f, s, d, nblocks); return;
-    case DType::F16: expand_f16(f, s, d, nblocks); return;
+    case DType::Q8_0: expand_q8_0(f, p, d, nb); return;
+    case DType::F16: expand_f16(f, p, d, nb); return;
     default: break;
   }
   switch (f.kept) {
-    case 4: expand_q4_0<4>(f, s, d, nblocks); return;
-    case 8: expand_q4_0<8>(f, s, d, nblocks); return;
-    case 16: expand_q4_0<16>(f, s, d, nblocks); return;
-    default: sparse_expand_blocks(f, src, dst, nblocks); return;
+    case 4: expand_q4_0<4>(f, p, d, nb); return;
+    case 8: expand_q4_0<8>(f, p, d, nb); return;
+    case 16: expand_q4_0<16>(f, p, d, nb); return;
+    default: sparse_expand_row(f, src, dst, n); return;
   }
 }
 

@@ -38,7 +38,8 @@ Pair make_pair(DType t, int64_t rows, int64_t n, uint32_t seed) {
   p.dense.resize(dtype_row_bytes(f.base, n) * (size_t)rows);
   const QuantTraits* q = quant_traits(t, Isa::kScalar);
   for (int64_t r = 0; r < rows; ++r) q->from_float(w.data() + r * n, p.sparse.data() + r * dtype_row_bytes(t, n), n);
-  sparse_expand_blocks(f, p.sparse.data(), p.dense.data(), rows * n / kSparseBlock);
+  for (int64_t r = 0; r < rows; ++r)
+    sparse_expand_row(f, p.sparse.data() + r * dtype_row_bytes(t, n), p.dense.data() + r * dtype_row_bytes(f.base, n), n);
   return p;
 }
 
@@ -87,7 +88,7 @@ TEST(SparseFormat, FromFloatKeepsLargestAndRoundTrips) {
     const std::vector<float> w = normal_data(n, 11);
     std::vector<uint8_t> s(dtype_row_bytes(t, n));
     quant_traits(t, Isa::kScalar)->from_float(w.data(), s.data(), n);
-    ASSERT_TRUE(validate_sparse_blocks(f, s.data(), n / 32, "t").ok());
+    ASSERT_TRUE(validate_sparse_rows(f, s.data(), n, 1, "t").ok());
     std::vector<float> back((size_t)n);
     quant_traits(t, Isa::kScalar)->to_float(s.data(), back.data(), n);
     // The kept positions are the N largest |w| of each group; dropped ones decode to exactly 0 and the
@@ -115,12 +116,70 @@ TEST(SparseFormat, FromFloatKeepsLargestAndRoundTrips) {
     }
     // Compress(expand(x)) == x.
     std::vector<uint8_t> dense(dtype_row_bytes(f.base, n)), again(s.size());
-    sparse_expand_blocks(f, s.data(), dense.data(), n / 32);
+    sparse_expand_row(f, s.data(), dense.data(), n);
     EXPECT_EQ(dense, dq) << dtype_name(t);
     std::vector<uint32_t> masks((size_t)(n / 32));
-    for (int64_t b = 0; b < n / 32; ++b) std::memcpy(&masks[(size_t)b], s.data() + b * f.block_bytes + f.head_bytes - 4, 4);
-    sparse_compress_blocks(f, dense.data(), masks.data(), again.data(), n / 32);
+    std::memcpy(masks.data(), sparse_planes(f, s.data(), n / 32).mask, masks.size() * 4);
+    sparse_compress_row(f, dense.data(), masks.data(), again.data(), n);
     EXPECT_EQ(again, s) << dtype_name(t);
+  }
+}
+
+// The planar row layout of docs/SPARSITY.md, byte by byte, on a hand-made 2:4 Q8_0 row of 2 blocks and
+// a 1:4 Q4_0 row of 2 blocks.
+TEST(SparseFormat, PlanarRowLayoutAsDocumented) {
+  {
+    const SparseTypeInfo& f = *sparse_type_info(DType::Q8_0_S2_4);
+    std::vector<uint8_t> dense(2 * 34, 0);
+    uint32_t masks[2] = {0, 0};
+    for (int b = 0; b < 2; ++b) {
+      dense[(size_t)b * 34] = (uint8_t)(0x10 + b);  // d = 0x3C10 / 0x3C11
+      dense[(size_t)b * 34 + 1] = 0x3C;
+      for (int g = 0; g < 8; ++g) {  // keep elements 4g + (g % 3) and 4g + 3
+        const int j0 = 4 * g + g % 3, j1 = 4 * g + 3;
+        dense[(size_t)b * 34 + 2 + (size_t)j0] = (uint8_t)(b * 64 + 2 * g + 1);
+        dense[(size_t)b * 34 + 2 + (size_t)j1] = (uint8_t)(b * 64 + 2 * g + 2);
+        masks[b] |= 1u << j0 | 1u << j1;
+      }
+    }
+    std::vector<uint8_t> row(2 * f.block_bytes);
+    sparse_compress_row(f, dense.data(), masks, row.data(), 64);
+    EXPECT_EQ(row[0], 0x10);  // d plane: d0, d1
+    EXPECT_EQ(row[1], 0x3C);
+    EXPECT_EQ(row[2], 0x11);
+    uint32_t m0, m1;  // mask plane at 2 * 2
+    std::memcpy(&m0, row.data() + 4, 4);
+    std::memcpy(&m1, row.data() + 8, 4);
+    EXPECT_EQ(m0, masks[0]);
+    EXPECT_EQ(m1, masks[1]);
+    for (int b = 0; b < 2; ++b)  // kept plane at 2 * 6: 16 codes per block in element order
+      for (int k = 0; k < 16; ++k) EXPECT_EQ(row[12 + (size_t)(16 * b + k)], b * 64 + k + 1) << b << " " << k;
+    std::vector<uint8_t> back(dense.size());
+    sparse_expand_row(f, row.data(), back.data(), 64);
+    EXPECT_EQ(back, dense);
+  }
+  {
+    const SparseTypeInfo& f = *sparse_type_info(DType::Q4_0_S1_4);  // K = 8 kept, 4 bytes per block
+    std::vector<uint8_t> dense(2 * 18, 0x88);
+    uint32_t masks[2] = {0x11111111u, 0x88888888u};  // keep element 0 (block 0) / 3 (block 1) of each group
+    for (int b = 0; b < 2; ++b) {
+      dense[(size_t)b * 18] = 0;
+      dense[(size_t)b * 18 + 1] = 0x3C;
+      for (int g = 0; g < 8; ++g) {
+        const int j = 4 * g + (b ? 3 : 0);
+        uint8_t& q = dense[(size_t)b * 18 + 2 + (size_t)(j % 16)];
+        const uint8_t code = (uint8_t)(g + 1);
+        q = j < 16 ? (uint8_t)((q & 0xF0) | code) : (uint8_t)((q & 0x0F) | code << 4);
+      }
+    }
+    std::vector<uint8_t> row(2 * f.block_bytes);
+    sparse_compress_row(f, dense.data(), masks, row.data(), 64);
+    // kept plane at 2 * (2 + 4): byte i = kept i | kept i + 4 << 4
+    for (int b = 0; b < 2; ++b)
+      for (int i = 0; i < 4; ++i) EXPECT_EQ(row[12 + (size_t)(4 * b + i)], (i + 1) | (i + 5) << 4) << b << " " << i;
+    std::vector<uint8_t> back(dense.size());
+    sparse_expand_row(f, row.data(), back.data(), 64);
+    EXPECT_EQ(back, dense);
   }
 }
 
@@ -133,14 +192,14 @@ TEST(SparseFormat, SimdExpansionEqualsScalar) {
     const Pair p = make_pair(t, 1, nb * 32, 5);
     // Also extreme codes: all-ones / all-zero kept bytes keep their masks.
     std::vector<uint8_t> s = p.sparse;
-    for (int64_t b = 0; b < 4; ++b)
-      std::memset(s.data() + b * f.block_bytes + f.head_bytes, b % 2 ? 0xFF : 0x00, f.block_bytes - f.head_bytes);
+    uint8_t* kept = s.data() + (sparse_planes(f, s.data(), nb).kept - s.data());
+    for (int64_t b = 0; b < 4; ++b) std::memset(kept + b * f.kept_bytes, b % 2 ? 0xFF : 0x00, f.kept_bytes);
     std::vector<uint8_t> want(f.dense_block_bytes * nb), got(want.size());
-    sparse_expand_blocks(f, s.data(), want.data(), nb);
+    sparse_expand_row(f, s.data(), want.data(), nb * 32);
     for (SparseExpandFn fn : fns) {
       if (!fn) continue;
       std::fill(got.begin(), got.end(), 0xAB);
-      fn(f, s.data(), got.data(), nb);
+      fn(f, s.data(), got.data(), nb * 32);
       EXPECT_EQ(got, want) << dtype_name(t);
     }
   }
@@ -158,7 +217,7 @@ TEST(SparseKernels, BufferPathEqualsDenseKernelsToo) {
 
 void check_equal_dense() {
   // Shapes: K a few blocks (ragged vs the kernels' 2/4/16-block steps), rows ragged vs 16-row tiles.
-  const int64_t Ks[] = {32, 96, 544, 2048};
+  const int64_t Ks[] = {32, 96, 224, 544, 2048};
   const int64_t rows = 37;
   const int64_t Ts[] = {1, 2, 3, 7, 8, 16, 33, 64};
   for (DType t : {DType::Q8_0_S2_4, DType::Q8_0_S1_4, DType::Q4_0_S2_4, DType::Q4_0_S1_4, DType::Q8_0_S4_16,
@@ -227,17 +286,17 @@ TEST(SparseKernels, ScalarEqualsFloatDotOfDequantizedWithinBudget) {
 TEST(SparseFormat, MalformedMaskIsRejected) {
   const SparseTypeInfo& f = *sparse_type_info(DType::Q8_0_S2_4);
   Pair p = make_pair(DType::Q8_0_S2_4, 2, 64, 8);
-  ASSERT_TRUE(validate_sparse_blocks(f, p.sparse.data(), 4, "x").ok());
-  // Block 3, group 2: three bits set.
-  uint8_t* mask = p.sparse.data() + 3 * f.block_bytes + 2;
+  ASSERT_TRUE(validate_sparse_rows(f, p.sparse.data(), 64, 2, "x").ok());
+  // Row 1, block 1, group 2: four bits set. Row 1 starts after 2 blocks; its mask plane after 2 d's.
+  uint8_t* mask = p.sparse.data() + 2 * f.block_bytes + 2 * 2 + 1 * 4;
   uint32_t m;
   std::memcpy(&m, mask, 4);
   m |= 0xFu << 8;
   std::memcpy(mask, &m, 4);
-  const Status s = validate_sparse_blocks(f, p.sparse.data(), 4, "model.gguf: tensor 'w'");
+  const Status s = validate_sparse_rows(f, p.sparse.data(), 64, 2, "model.gguf: tensor 'w'");
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("tensor 'w'"), std::string::npos) << s.message();
-  EXPECT_NE(s.message().find("block 3 group 2 keeps 4 of 4"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("row 1 block 1 group 2 keeps 4 of 4"), std::string::npos) << s.message();
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
-// AVX-512 decode kernel for N:M sparse Q8_0 / Q4_0 weights (T < 8 activation columns): a sequential
-// row walk that expands each pair of kept-value blocks straight into registers (vpexpandb from memory
-// with the block's keep mask, AVX512_VBMI2) and runs the dense legacy walk's arithmetic on them.
+// AVX-512 decode kernel for N:M sparse Q8_0 / Q4_0 weights with M = 8 or 16 (T < 8 activation
+// columns): a sequential row walk that expands each pair of kept-value blocks straight into registers
+// (vpexpandb with the block's keep mask, AVX512_VBMI2) and runs the dense legacy walk's arithmetic on
+// them. 1:4 and 2:4 use the faster activation-gathering kernel (sparse_gather_avx512.cpp).
 //
 // Arithmetic contract: exactly the dense AVX-512 legacy contract (quant_legacy_avx512.cpp header):
 //   isum_b = sum_i (code_i - offset) * qx_i    exact int32 (dropped elements: code = offset, i.e. 0)
@@ -39,58 +40,19 @@ __attribute__((always_inline)) inline __m128i load_kept(const uint8_t* p) {
   if constexpr (B == 2) return _mm_cvtsi32_si128((int)ld_u16(p));
 }
 
-// M = 4 patterns: vpexpandb measured slow here (about 15 cycles a block on this AMD CPU), so the kept
-// values are placed by two vpermb instead: element j of group g = j / 4 takes kept value
-// N g + rank of bit j % 4 in the group's mask nibble (a 64-entry table indexed by nibble * 4 + j % 4),
-// and masking with the keep mask puts `fill` at dropped elements.
-struct M4Tables {
-  __m256i shift, lane, lut_lo, lut_hi;
-};
-template <int N>
-__attribute__((always_inline)) inline M4Tables m4_tables() {
-  alignas(32) uint8_t shift[32], lane[32], lut[64];
-  for (int j = 0; j < 32; ++j) {
-    shift[j] = (uint8_t)(4 * (j / 4));
-    lane[j] = (uint8_t)(j % 4);
-  }
-  for (int i = 0; i < 64; ++i) lut[i] = (uint8_t)__builtin_popcount((unsigned)(i / 4) & ((1u << (i % 4)) - 1));
-  return M4Tables{_mm256_load_si256((const __m256i*)shift), _mm256_load_si256((const __m256i*)lane),
-                  _mm256_load_si256((const __m256i*)lut), _mm256_load_si256((const __m256i*)(lut + 32))};
-}
-
-template <int N>
-__attribute__((always_inline)) inline __m256i m4_place(uint32_t mask, __m256i kept, __m256i fill) {
-  static const M4Tables t = m4_tables<N>();
-  alignas(32) static const auto group_base = [] {
-    std::array<uint8_t, 32> a{};
-    for (int j = 0; j < 32; ++j) a[(size_t)j] = (uint8_t)(N * (j / 4));
-    return a;
-  }();
-  const __m256i nib = _mm256_and_si256(_mm256_multishift_epi64_epi8(t.shift, _mm256_set1_epi32((int)mask)),
-                                       _mm256_set1_epi8(0x0F));
-  const __m256i idx = _mm256_or_si256(_mm256_slli_epi16(nib, 2), t.lane);
-  const __m256i rank = _mm256_permutex2var_epi8(t.lut_lo, idx, t.lut_hi);
-  const __m256i src = _mm256_add_epi8(rank, _mm256_load_si256((const __m256i*)group_base.data()));
-  return _mm256_mask_permutexvar_epi8(fill, (__mmask32)mask, src, kept);
-}
-
-// Unsigned codes of two sparse blocks (the second may be absent: upper half don't-care).
-template <bool kQ8, int K, bool kM4>
-__attribute__((always_inline)) inline __m256i block_codes(const uint8_t* b) {
-  const __mmask32 m = (__mmask32)ld_u32(b + 2);
+// Unsigned codes of one sparse block from its mask and kept values.
+template <bool kQ8, int K>
+__attribute__((always_inline)) inline __m256i block_codes(const uint8_t* mask, const uint8_t* b6) {
+  const __mmask32 m = (__mmask32)ld_u32(mask);
   // Exact-size plain loads, register-form vpexpandb: the memory form is microcoded on AMD Zen 4
   // (measured 6x slower for the whole walk).
-  if constexpr (kQ8 && kM4) {
-    return _mm256_xor_si256(m4_place<K / 8>(m, _mm256_castsi128_si256(load_kept<K>(b + 6)), _mm256_setzero_si256()),
-                            _mm256_set1_epi8((char)0x80));
-  } else if constexpr (kQ8) {
-    return _mm256_xor_si256(_mm256_maskz_expand_epi8(m, _mm256_castsi128_si256(load_kept<K>(b + 6))),
+  if constexpr (kQ8) {
+    return _mm256_xor_si256(_mm256_maskz_expand_epi8(m, _mm256_castsi128_si256(load_kept<K>(b6))),
                             _mm256_set1_epi8((char)0x80));
   } else {
-    const __m128i raw = load_kept<K / 2>(b + 6);
+    const __m128i raw = load_kept<K / 2>(b6);
     const __m128i m4 = _mm_set1_epi8(0x0F);
     const __m128i c = _mm_or_si128(_mm_and_si128(raw, m4), _mm_bslli_si128(_mm_and_si128(_mm_srli_epi16(raw, 4), m4), K / 2));
-    if constexpr (kM4) return m4_place<K / 8>(m, _mm256_castsi128_si256(c), _mm256_set1_epi8(8));
     return _mm256_mask_expand_epi8(_mm256_set1_epi8(8), m, _mm256_castsi128_si256(c));
   }
 }
@@ -139,20 +101,23 @@ void pack_cols(const uint8_t* x, size_t xrb, int64_t cols, int64_t nb, int offse
   }
 }
 
-template <bool kQ8, int K, bool kM4, int C, bool kFull>
-__attribute__((always_inline)) inline void walk_group(int64_t g, int cnt, const uint8_t* wb, size_t bb,
-                                                                   const uint8_t* xw, size_t xb, size_t steps_bytes,
-                                                                   __m128 acc[C]) {
+// Blocks [16 g, 16 g + cnt) of a planar row (tensor/sparse_nm.h): p points at block 16 g of each plane.
+template <bool kQ8, int K, int C, bool kFull>
+__attribute__((always_inline)) inline void walk_group(int64_t g, int cnt, const SparsePlanes& p, size_t kb,
+                                                      const uint8_t* xw, size_t xb, size_t steps_bytes,
+                                                      __m128 acc[C]) {
   auto has = [&](int block) { return kFull || block < cnt; };
+  auto codes_of = [&](int i) { return block_codes<kQ8, K>(p.mask + 4 * i, p.kept + i * kb); };
   __m512i codes[8];
   unroll<8>([&](auto s) {
     if (has(2 * s)) {
-      const __m256i lo = block_codes<kQ8, K, kM4>(wb + 2 * s * bb);
-      const __m256i hi = has(2 * s + 1) ? block_codes<kQ8, K, kM4>(wb + (2 * s + 1) * bb) : lo;
+      const __m256i lo = codes_of(2 * s);
+      const __m256i hi = has(2 * s + 1) ? codes_of(2 * s + 1) : lo;
       codes[s] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
     }
   });
-  const __m512 dw = gather_f16(wb, bb, kFull ? kGroup : cnt);
+  const __m512 dw = _mm512_cvtph_ps(kFull ? _mm256_loadu_si256((const __m256i*)p.d)
+                                          : _mm256_maskz_loadu_epi16((__mmask16)((1u << cnt) - 1), p.d));
   unroll<C>([&](auto c) {
     const uint8_t* xs = xw + c * xb + g * (kGroup / 2) * 128;
     __m512i v[8];
@@ -173,25 +138,28 @@ __attribute__((always_inline)) inline void walk_group(int64_t g, int cnt, const 
   });
 }
 
-template <bool kQ8, int K, bool kM4, int C>
-void walk_row(int64_t nb, const uint8_t* row, size_t bb, const uint8_t* xw, size_t xb, float* out,
-                           int64_t ldo) {
+template <bool kQ8, int K, int C>
+void walk_row(const SparseTypeInfo& f, int64_t nb, const uint8_t* row, const uint8_t* xw, size_t xb, float* out,
+              int64_t ldo) {
   __m128 acc[C];
   unroll<C>([&](auto c) { acc[c] = _mm_setzero_ps(); });
   const size_t steps_bytes = (size_t)((nb + 1) / 2) * 128;
   const int64_t full = nb / kGroup;
-  for (int64_t g = 0; g < full; ++g)
-    walk_group<kQ8, K, kM4, C, true>(g, kGroup, row + g * kGroup * bb, bb, xw, xb, steps_bytes, acc);
+  const SparsePlanes p = sparse_planes(f, row, nb);
+  const size_t kb = f.kept_bytes;
+  auto at = [&](int64_t g) {
+    return SparsePlanes{p.d + g * kGroup * 2, p.mask + g * kGroup * 4, p.kept + g * kGroup * kb};
+  };
+  for (int64_t g = 0; g < full; ++g) walk_group<kQ8, K, C, true>(g, kGroup, at(g), kb, xw, xb, steps_bytes, acc);
   if (full * kGroup < nb)
-    walk_group<kQ8, K, kM4, C, false>(full, (int)(nb - full * kGroup), row + full * kGroup * bb, bb, xw, xb, steps_bytes,
-                                 acc);
+    walk_group<kQ8, K, C, false>(full, (int)(nb - full * kGroup), at(full), kb, xw, xb, steps_bytes, acc);
   unroll<C>([&](auto c) {
     const __m128 s2 = _mm_add_ps(acc[c], _mm_movehl_ps(acc[c], acc[c]));
     out[c * ldo] = _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
   });
 }
 
-template <bool kQ8, int K, bool kM4>
+template <bool kQ8, int K>
 void walk(const SparseTypeInfo& f, int64_t n, const uint8_t* w, size_t wrb, int64_t r0, int64_t r1, const uint8_t* x,
           size_t xrb, int64_t T, float* y, int64_t ldy) {
   thread_local std::vector<uint8_t> xbuf;
@@ -199,17 +167,16 @@ void walk(const SparseTypeInfo& f, int64_t n, const uint8_t* w, size_t wrb, int6
   const size_t xb = col_bytes(nb);
   uint8_t* xw = grow(xbuf, (size_t)T * xb);
   pack_cols(x, xrb, T, nb, kQ8 ? 128 : 8, xw);
-  const size_t bb = f.block_bytes;
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = w + r * wrb;
     for (int64_t c0 = 0; c0 < T; c0 += 4) {
       const uint8_t* xc = xw + c0 * xb;
       float* out = y + c0 * ldy + r;
       switch (std::min<int64_t>(4, T - c0)) {
-        case 1: walk_row<kQ8, K, kM4, 1>(nb, row, bb, xc, xb, out, ldy); break;
-        case 2: walk_row<kQ8, K, kM4, 2>(nb, row, bb, xc, xb, out, ldy); break;
-        case 3: walk_row<kQ8, K, kM4, 3>(nb, row, bb, xc, xb, out, ldy); break;
-        default: walk_row<kQ8, K, kM4, 4>(nb, row, bb, xc, xb, out, ldy); break;
+        case 1: walk_row<kQ8, K, 1>(f, nb, row, xc, xb, out, ldy); break;
+        case 2: walk_row<kQ8, K, 2>(f, nb, row, xc, xb, out, ldy); break;
+        case 3: walk_row<kQ8, K, 3>(f, nb, row, xc, xb, out, ldy); break;
+        default: walk_row<kQ8, K, 4>(f, nb, row, xc, xb, out, ldy); break;
       }
     }
   }
@@ -220,18 +187,13 @@ void walk(const SparseTypeInfo& f, int64_t n, const uint8_t* w, size_t wrb, int6
 SparseWalkFn sparse_walk_avx512(const SparseTypeInfo& f) {
   __builtin_cpu_init();
   if (!__builtin_cpu_supports("avx512vbmi2") || !__builtin_cpu_supports("avx512vbmi")) return nullptr;
+  if (SparseWalkFn g = sparse_gather_walk_avx512(f)) return g;  // 1:4 and 2:4
   const bool q8 = f.base == DType::Q8_0;
   if (!q8 && f.base != DType::Q4_0) return nullptr;
-  // vpermb placement for Q8_0 M = 4 (measured 5.4 ms vs 8.1 ms with vpexpandb for 73 MB of 2:4 rows);
-  // for Q4_0 vpexpandb measured faster (3.4 ms vs 11.8 ms).
-  if (q8 && f.m == 4) {
-    if (f.kept == 8) return &walk<true, 8, true>;    // 1:4
-    if (f.kept == 16) return &walk<true, 16, true>;  // 2:4
-  }
   switch (f.kept) {
-    case 4: return q8 ? &walk<true, 4, false> : &walk<false, 4, false>;
-    case 8: return q8 ? &walk<true, 8, false> : &walk<false, 8, false>;
-    case 16: return q8 ? &walk<true, 16, false> : &walk<false, 16, false>;
+    case 4: return q8 ? &walk<true, 4> : &walk<false, 4>;
+    case 8: return q8 ? &walk<true, 8> : &walk<false, 8>;
+    case 16: return q8 ? &walk<true, 16> : &walk<false, 16>;
     default: return nullptr;
   }
 }

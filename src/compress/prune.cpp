@@ -65,7 +65,7 @@ int64_t encode_rows(const Plan& p, const PruneOptions& opt, DType base, int64_t 
     }
     uint8_t* o = dst + (size_t)(r - r0) * out_rb;
     quantize_row_weights(base, w.data(), sp ? dense.data() : o, n);
-    if (sp) sparse_compress_blocks(*sp, dense.data(), masks.data(), o, n / kSparseBlock);
+    if (sp) sparse_compress_row(*sp, dense.data(), masks.data(), o, n);
     out_base->to_float(sp ? dense.data() : o, back.data(), n);
     for (float v : back) zeros += v == 0.0f;
   }

@@ -136,7 +136,9 @@ TEST(PruneFile, StoriesSparseEqualsDenseOut) {
         expect_nm(*d, n, m);
         // The expansion of the sparse tensor is the dense-out tensor, byte for byte.
         std::vector<uint8_t> ex(d->nbytes);
-        sparse_expand_blocks(f, t.data, ex.data(), t.n_elements() / kSparseBlock);
+        const int64_t rows = t.n_elements() / t.ne[0];
+        for (int64_t r = 0; r < rows; ++r)
+          sparse_expand_row(f, t.data + (size_t)r * t.row_bytes(), ex.data() + (size_t)r * d->row_bytes(), t.ne[0]);
         EXPECT_TRUE(std::equal(ex.begin(), ex.end(), d->data)) << t.name;
       }
       EXPECT_EQ(pruned, 5 * 6) << "attn q/k/v/output + ffn gate/up of 5 layers (ffn_down's rows of 172 are not "
@@ -166,7 +168,8 @@ TEST(PruneFile, BadKeepMaskRejectedAtLoad) {
     const GgufTensorInfo* t = (*f)->tensor("blk.2.ffn_up.weight");
     ASSERT_NE(t, nullptr);
     ASSERT_EQ(t->type, DType::Q8_0_S2_4);
-    at = (uint64_t)(t->data - (*f)->file_data()) + 5 * 22 + 2;  // mask of block 5
+    ASSERT_EQ(t->ne[0], 64);  // rows of 2 blocks: [2 d | 2 masks | 2 x 16 kept] = 44 bytes
+    at = (uint64_t)(t->data - (*f)->file_data()) + 2 * 44 + 2 * 2 + 4;  // row 2, mask of block 1
   }
   std::fstream io(sp, std::ios::in | std::ios::out | std::ios::binary);
   io.seekp((std::streamoff)at);
@@ -177,6 +180,8 @@ TEST(PruneFile, BadKeepMaskRejectedAtLoad) {
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.status().message().find("blk.2.ffn_up.weight"), std::string::npos) << m.status().message();
   EXPECT_NE(m.status().message().find("bad keep mask"), std::string::npos) << m.status().message();
+  EXPECT_NE(m.status().message().find("row 2 block 1 group 0 keeps 4 of 4"), std::string::npos)
+      << m.status().message();
   std::remove(sp.c_str());
 }
 

@@ -7,6 +7,7 @@
 #include <unordered_set>
 
 #include "base/check.h"
+#include "tensor/sparse_nm.h"
 
 namespace frugal {
 
@@ -372,6 +373,10 @@ Status GgufFile::parse_tensor_info(GgufCursor& r, uint64_t index, GgufTensorInfo
   for (int d = 0; d < kMaxDims; ++d)
     if (__builtin_mul_overflow(n, t->ne[d], &n)) return corrupt(name_ + ": " + ctx + ": element count overflows");
   const DTypeInfo* info = dtype_info(type);
+  if (!info && is_retired_sparse_type_id(type))
+    return unsupported(name_ + ": " + ctx + ": tensor type " + std::to_string(type) +
+                       " is the N:M sparse layout of an earlier frugal build, no longer read; prune the model again "
+                       "with this build (frugal prune)");
   if (!info) return corrupt(name_ + ": " + ctx + ": unknown tensor type " + std::to_string(type));
   t->type = info->type;
   if (t->ne[0] % info->block_size != 0) {

@@ -36,8 +36,8 @@ StatusOr<const GgufTensorInfo*> WeightLoader::find(const std::string& name, std:
     return unsupported(f_.path() + ": tensor '" + name + "' has type " + info.name +
                        ", which frugal cannot compute with yet");
   if (const SparseTypeInfo* sp = sparse_type_info(t->type))  // N:M sparse: every keep mask well-formed
-    FRUGAL_RETURN_IF_ERROR(validate_sparse_blocks(*sp, t->data, t->n_elements() / kSparseBlock,
-                                                  f_.path() + ": tensor '" + name + "'"));
+    FRUGAL_RETURN_IF_ERROR(validate_sparse_rows(*sp, t->data, t->ne[0], t->n_elements() / t->ne[0],
+                                                f_.path() + ": tensor '" + name + "'"));
   bytes_ += t->nbytes;
   params_ += (uint64_t)t->n_elements();
   return t;

@@ -16,7 +16,7 @@ struct Pattern {
 constexpr Pattern kPatterns[] = {{1, 4}, {2, 4}, {1, 8}, {2, 8}, {4, 8}, {4, 16}, {8, 16}};
 constexpr int kNumPatterns = (int)(sizeof(kPatterns) / sizeof(kPatterns[0]));
 constexpr DType kBases[] = {DType::Q8_0, DType::Q4_0, DType::F16};
-constexpr uint32_t kFirstId[] = {200, 210, 220};
+constexpr uint32_t kFirstId[] = {230, 240, 250};
 
 constexpr SparseTypeInfo make_info(int b, int p) {
   const DType base = kBases[b];
@@ -27,8 +27,9 @@ constexpr SparseTypeInfo make_info(int b, int p) {
   i.n = kPatterns[p].n;
   i.m = kPatterns[p].m;
   i.kept = k;
-  i.head_bytes = base == DType::F16 ? 4 : 6;
-  i.block_bytes = i.head_bytes + (base == DType::Q8_0 ? k : base == DType::Q4_0 ? k / 2 : 2 * k);
+  i.d_bytes = base == DType::F16 ? 0 : 2;
+  i.kept_bytes = (size_t)(base == DType::Q8_0 ? k : base == DType::Q4_0 ? k / 2 : 2 * k);
+  i.block_bytes = i.d_bytes + 4 + i.kept_bytes;
   i.dense_block_bytes = base == DType::Q8_0 ? 34 : base == DType::Q4_0 ? 18 : 64;
   return i;
 }
@@ -102,34 +103,41 @@ std::string sparse_patterns_string() {
   return s;
 }
 
-Status validate_sparse_blocks(const SparseTypeInfo& f, const void* data, int64_t nblocks, const std::string& what) {
-  const auto* p = static_cast<const uint8_t*>(data);
-  const size_t mask_at = f.head_bytes - 4;
+bool is_retired_sparse_type_id(uint32_t id) { return id >= 200 && id <= 226 && id % 10 <= 6; }
+
+Status validate_sparse_rows(const SparseTypeInfo& f, const void* data, int64_t n, int64_t rows,
+                            const std::string& what) {
+  const int64_t nb = n / kSparseBlock;
   const uint32_t gm = group_mask(f.m);
-  for (int64_t b = 0; b < nblocks; ++b) {
-    const uint32_t mask = ld_u32(p + (size_t)b * f.block_bytes + mask_at);
-    if (std::popcount(mask) == f.kept) {
-      bool ok = true;
-      for (int g = 0; g < 32 / f.m && ok; ++g) ok = std::popcount((mask >> (g * f.m)) & gm) == f.n;
-      if (ok) continue;
-    }
-    for (int g = 0; g < 32 / f.m; ++g) {
-      const int bits = std::popcount((mask >> (g * f.m)) & gm);
-      if (bits != f.n)
-        return corrupt(what + ": malformed " + dtype_name(f.type) + " data: block " + std::to_string(b) + " group " +
-                       std::to_string(g) + " keeps " + std::to_string(bits) + " of " + std::to_string(f.m) +
-                       " elements, the format requires exactly " + std::to_string(f.n) + " (bad keep mask)");
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* masks = sparse_planes(f, static_cast<const uint8_t*>(data) + (size_t)r * nb * f.block_bytes, nb).mask;
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint32_t mask = ld_u32(masks + 4 * b);
+      if (std::popcount(mask) == f.kept) {
+        bool ok = true;
+        for (int g = 0; g < 32 / f.m && ok; ++g) ok = std::popcount((mask >> (g * f.m)) & gm) == f.n;
+        if (ok) continue;
+      }
+      for (int g = 0; g < 32 / f.m; ++g) {
+        const int bits = std::popcount((mask >> (g * f.m)) & gm);
+        if (bits != f.n)
+          return corrupt(what + ": malformed " + dtype_name(f.type) + " data: row " + std::to_string(r) + " block " +
+                         std::to_string(b) + " group " + std::to_string(g) + " keeps " + std::to_string(bits) +
+                         " of " + std::to_string(f.m) + " elements, the format requires exactly " +
+                         std::to_string(f.n) + " (bad keep mask)");
+      }
     }
   }
   return Status::Ok();
 }
 
-void sparse_expand_blocks(const SparseTypeInfo& f, const void* src, void* dst, int64_t nblocks) {
-  const auto* s = static_cast<const uint8_t*>(src);
+void sparse_expand_row(const SparseTypeInfo& f, const void* src, void* dst, int64_t n) {
+  const int64_t nb = n / kSparseBlock;
+  const SparsePlanes p = sparse_planes(f, src, nb);
   auto* d = static_cast<uint8_t*>(dst);
-  for (int64_t b = 0; b < nblocks; ++b, s += f.block_bytes, d += f.dense_block_bytes) {
-    const uint32_t mask = ld_u32(s + f.head_bytes - 4);
-    const uint8_t* kv = s + f.head_bytes;
+  for (int64_t b = 0; b < nb; ++b, d += f.dense_block_bytes) {
+    const uint32_t mask = ld_u32(p.mask + 4 * b);
+    const uint8_t* kv = p.kept + (size_t)b * f.kept_bytes;
     if (f.base == DType::F16) {
       std::memset(d, 0, 64);
       int k = 0;
@@ -137,7 +145,7 @@ void sparse_expand_blocks(const SparseTypeInfo& f, const void* src, void* dst, i
         if (mask >> j & 1) std::memcpy(d + 2 * j, kv + 2 * k++, 2);
       continue;
     }
-    std::memcpy(d, s, 2);  // d
+    std::memcpy(d, p.d + 2 * b, 2);  // d
     uint8_t codes[32];
     const bool q8 = f.base == DType::Q8_0;
     int k = 0;
@@ -158,16 +166,20 @@ void sparse_expand_blocks(const SparseTypeInfo& f, const void* src, void* dst, i
   }
 }
 
-void sparse_compress_blocks(const SparseTypeInfo& f, const void* dense, const uint32_t* masks, void* dst,
-                            int64_t nblocks) {
+void sparse_compress_row(const SparseTypeInfo& f, const void* dense, const uint32_t* masks, void* dst, int64_t n) {
+  const int64_t nb = n / kSparseBlock;
   const auto* s = static_cast<const uint8_t*>(dense);
-  auto* d = static_cast<uint8_t*>(dst);
-  for (int64_t b = 0; b < nblocks; ++b, s += f.dense_block_bytes, d += f.block_bytes) {
+  auto* out = static_cast<uint8_t*>(dst);
+  uint8_t* d_plane = out;
+  uint8_t* mask_plane = out + (size_t)nb * f.d_bytes;
+  uint8_t* kept_plane = mask_plane + (size_t)nb * 4;
+  std::memset(kept_plane, 0, (size_t)nb * f.kept_bytes);
+  for (int64_t b = 0; b < nb; ++b, s += f.dense_block_bytes) {
     const uint32_t mask = masks[b];
     FRUGAL_CHECK(std::popcount(mask) == f.kept);
-    if (f.base != DType::F16) std::memcpy(d, s, 2);
-    std::memcpy(d + f.head_bytes - 4, &mask, 4);
-    uint8_t* kv = d + f.head_bytes;
+    if (f.base != DType::F16) std::memcpy(d_plane + 2 * b, s, 2);
+    std::memcpy(mask_plane + 4 * b, &mask, 4);
+    uint8_t* kv = kept_plane + (size_t)b * f.kept_bytes;
     int k = 0;
     const int half = f.kept / 2;
     for (int j = 0; j < 32; ++j) {
@@ -175,12 +187,12 @@ void sparse_compress_blocks(const SparseTypeInfo& f, const void* dense, const ui
       if (f.base == DType::F16) {
         uint16_t h;
         std::memcpy(&h, s + 2 * j, 2);
-        FRUGAL_CHECK_MSG(keep || (h & 0x7FFF) == 0, "sparse_compress_blocks: dropped element is not zero");
+        FRUGAL_CHECK_MSG(keep || (h & 0x7FFF) == 0, "sparse_compress_row: dropped element is not zero");
         if (keep) std::memcpy(kv + 2 * k++, &h, 2);
         continue;
       }
       const uint8_t c = f.base == DType::Q8_0 ? s[2 + j] : (uint8_t)(j < 16 ? s[2 + j] & 0x0F : s[2 + j - 16] >> 4);
-      FRUGAL_CHECK_MSG(keep || c == (f.base == DType::Q8_0 ? 0 : 8), "sparse_compress_blocks: dropped element is not zero");
+      FRUGAL_CHECK_MSG(keep || c == (f.base == DType::Q8_0 ? 0 : 8), "sparse_compress_row: dropped element is not zero");
       if (!keep) continue;
       if (f.base == DType::Q8_0) {
         kv[k] = c;

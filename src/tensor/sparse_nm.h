@@ -3,14 +3,17 @@
 // A sparse type stores a row of a base format (Q8_0, Q4_0 or F16) in which, in every group of M
 // consecutive elements along the row, at most N are non-zero; only N values per group are stored, plus
 // a keep mask. Blocks cover 32 elements (one Q8_0 activation block); M divides 32, so groups never
-// straddle blocks. Per block (little-endian):
-//   Q8_0 base: f16 d | u32 mask | K int8 kept values                     (6 + K bytes)
-//   Q4_0 base: f16 d | u32 mask | K/2 bytes, byte i = kept i | kept i+K/2 << 4 (6 + K/2 bytes)
-//   F16  base:         u32 mask | K f16 kept values                      (4 + 2K bytes)
-// with K = 32 N / M kept values per block, in element order; mask bit j (LSB first) = element j is
-// kept; every group of M mask bits has exactly N bits set. A dropped element is exactly 0 (Q4_0: code
-// 8). Expanding a block gives the dense base block whose kept codes are the stored ones and whose other
-// codes are 0 (Q4_0: 8): the sparse tensor and its expansion compute identical dot products.
+// straddle blocks. A row of nb = n / 32 blocks is stored PLANAR (little-endian), so that a kernel reads
+// the scales of 16 blocks, the masks of 4 blocks and the kept values of 4 blocks with one load each:
+//   d plane     nb x f16 d      (Q8_0 and Q4_0 bases; F16 has none)
+//   mask plane  nb x u32 mask
+//   kept plane  nb x kept bytes: Q8_0: K int8 codes; Q4_0: K/2 bytes, byte i = kept i | kept i+K/2 << 4;
+//               F16: K f16 values
+// with K = 32 N / M kept values per block, in element order; mask bit j (LSB first) = element j of the
+// block is kept; every group of M mask bits has exactly N bits set. A dropped element is exactly 0
+// (Q4_0: code 8). Row bytes = nb x block_bytes, as for a block format. Expanding a row gives the dense
+// base row whose kept codes are the stored ones and whose other codes are 0 (Q4_0: 8): the sparse row
+// and its expansion compute identical dot products. Functions taking `n` work on whole rows.
 #pragma once
 
 #include <cstddef>
@@ -29,10 +32,26 @@ struct SparseTypeInfo {
   DType base;        // Q8_0, Q4_0 or F16
   int n, m;          // keep n of every m
   int kept;          // K = 32 n / m values per block
-  size_t head_bytes; // bytes before the kept values (d and mask)
-  size_t block_bytes;
+  size_t d_bytes;    // bytes per block in the d plane (2, or 0 for F16)
+  size_t kept_bytes; // bytes per block in the kept plane
+  size_t block_bytes;        // d_bytes + 4 + kept_bytes
   size_t dense_block_bytes;  // bytes of 32 elements of `base`
 };
+
+// The three planes of a row of nb blocks starting at `row`.
+struct SparsePlanes {
+  const uint8_t* d;     // nb * d_bytes
+  const uint8_t* mask;  // nb * 4
+  const uint8_t* kept;  // nb * kept_bytes
+};
+inline SparsePlanes sparse_planes(const SparseTypeInfo& f, const void* row, int64_t nb) {
+  const auto* p = static_cast<const uint8_t*>(row);
+  return SparsePlanes{p, p + (size_t)nb * f.d_bytes, p + (size_t)nb * (f.d_bytes + 4)};
+}
+
+// Type ids 200..226 were a block-interleaved layout of an earlier frugal build; files with them are
+// refused with a message saying to prune again (true for those ids).
+bool is_retired_sparse_type_id(uint32_t id);
 
 // All sparse types, in id order (sparse_type_at(i), i < sparse_type_count()).
 int sparse_type_count();
@@ -47,16 +66,17 @@ bool parse_sparse_pattern(const std::string& s, int* n, int* m);
 // Supported patterns, e.g. "1:4, 2:4, 1:8, 2:8, 4:8, 4:16, 8:16".
 std::string sparse_patterns_string();
 
-// Checks that every group of M mask bits in `nblocks` blocks has exactly N bits set. Error names
-// `what` (e.g. "model.gguf: tensor 'blk.0.ffn_up.weight'"), the block and the group.
-Status validate_sparse_blocks(const SparseTypeInfo& f, const void* data, int64_t nblocks, const std::string& what);
+// Checks that every group of M mask bits of `rows` rows of n elements has exactly N bits set. Error
+// names `what` (e.g. "model.gguf: tensor 'blk.0.ffn_up.weight'"), the row, the block and the group.
+Status validate_sparse_rows(const SparseTypeInfo& f, const void* data, int64_t n, int64_t rows,
+                            const std::string& what);
 
 // Scalar helpers (reference; SIMD versions in backend/sparse_*.cpp).
-// Expands `nblocks` sparse blocks into `nblocks` dense base blocks (Q8_0 34 B, Q4_0 18 B, F16 64 B).
-void sparse_expand_blocks(const SparseTypeInfo& f, const void* src, void* dst, int64_t nblocks);
-// Compresses dense base blocks with one keep mask per block (each group exactly N bits). Dropped
+// Expands one sparse row of n elements into the dense base row (n / 32 blocks of Q8_0 34 B, Q4_0 18 B,
+// F16 64 B).
+void sparse_expand_row(const SparseTypeInfo& f, const void* src, void* dst, int64_t n);
+// Compresses one dense base row with one keep mask per block (each group exactly N bits). Dropped
 // elements must already be 0 (Q4_0 code 8) in `dense`; FRUGAL_CHECKed.
-void sparse_compress_blocks(const SparseTypeInfo& f, const void* dense, const uint32_t* masks, void* dst,
-                            int64_t nblocks);
+void sparse_compress_row(const SparseTypeInfo& f, const void* dense, const uint32_t* masks, void* dst, int64_t n);
 
 }  // namespace frugal

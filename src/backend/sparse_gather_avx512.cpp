@@ -1,0 +1,258 @@
+// AVX-512 decode kernel for 1:4 and 2:4 sparse Q8_0 / Q4_0 weights (T < 8 activation columns) that
+// gathers the activations instead of placing the weights. For every kept weight it computes the index
+// of its activation from the block's keep mask (vpmultishiftqb + one 64-entry vpermb table: the
+// position of set bit s of the group's nibble, plus the group's base), gathers 64 activations with one
+// vpermt2b from a 128-element window (2:4: 4 blocks) or two from a 256-element window (1:4: 8 blocks),
+// and multiplies them with 64 kept values: half (2:4) or a quarter (1:4) of the dense kernel's
+// multiply-adds and no per-weight placement. The planar row layout (tensor/sparse_nm.h) gives the masks
+// of a step, its kept values and the scales of 16 blocks with one load each.
+//
+//   isum_b = sum_kept (qx_i + 128) * w_i - 128 * sum_kept w_i     exact int32, w_i = Q8_0 code, or
+//            Q4_0 code - 8 (= the dense block sum: dropped elements are 0)
+// then exactly the dense AVX-512 legacy float contract (quant_legacy_avx512.cpp):
+//   a_{b mod 4} = fma(float(isum_b), f32(dw_b) * f32(dx_b), a_{b mod 4}), blocks in order;
+//   result = (a0 + a2) + (a1 + a3)
+// so values are bit-identical to the dense kernels on the expanded weights (sparse_quant_test.cpp).
+// GCC 12 reports false -Wmaybe-uninitialized inside the AVX-512 intrinsic headers (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+// vpermb / vpermt2b / vpmultishiftqb are AVX512_VBMI; sparse_gather_walk_avx512() checks the CPU.
+#pragma GCC target("avx512vbmi")
+
+#include <algorithm>
+#include <vector>
+
+#include "backend/quant_avx512_util.h"
+#include "backend/quant_gemm.h"
+#include "backend/sparse_quant.h"
+
+namespace frugal {
+
+namespace {
+
+constexpr int kGroup = 16;  // blocks per float reduction group (as the dense walk)
+constexpr int kPad = 8;     // activation blocks are packed in multiples of 8 (the largest step)
+
+// Per column: nb rounded up to 8 blocks of activations [32 bytes per block, each qx + 128 as u8],
+// then groups of 16 blocks [dx as 16 f32]. Blocks past the end are zero activations with dx 0.
+size_t col_bytes(int64_t nb) {
+  return (size_t)((nb + kPad - 1) / kPad) * kPad * 32 + (size_t)((nb + kGroup - 1) / kGroup) * 64;
+}
+
+void pack_cols(const uint8_t* x, size_t xrb, int64_t cols, int64_t nb, uint8_t* dst) {
+  const int64_t padded = (nb + kPad - 1) / kPad * kPad;
+  const __m256i flip = _mm256_set1_epi8((char)0x80);
+  for (int64_t c = 0; c < cols; ++c) {
+    const uint8_t* col = x + c * xrb;
+    uint8_t* p = dst + c * col_bytes(nb);
+    for (int64_t b = 0; b < padded; ++b, p += 32) {
+      const __m256i q = b < nb ? _mm256_loadu_si256((const __m256i*)(col + b * 34 + 2)) : _mm256_setzero_si256();
+      _mm256_store_si256((__m256i*)p, _mm256_xor_si256(q, flip));
+    }
+    for (int64_t g = 0; g < (nb + kGroup - 1) / kGroup; ++g, p += 64) {
+      alignas(64) uint16_t d[16] = {0};
+      const int64_t cnt = std::min<int64_t>(kGroup, nb - g * kGroup);
+      for (int64_t i = 0; i < cnt; ++i) d[i] = ld_u16(col + (g * kGroup + i) * 34);
+      _mm512_store_ps(p, _mm512_cvtph_ps(_mm256_load_si256((const __m256i*)d)));
+    }
+  }
+}
+
+// One step = kStep blocks whose 64 kept values fill one register, in block order and, inside a block,
+// in element order (register byte j: block j / kKept, kept value j % kKept).
+template <bool kQ4, int N>
+struct Fmt {
+  static constexpr int kKept = 8 * N;                          // kept values per block
+  static constexpr int kKeptBytes = kQ4 ? kKept / 2 : kKept;   // per block in the kept plane
+  static constexpr int kStep = 64 / kKept;                     // blocks per step: 4 (2:4) or 8 (1:4)
+  static constexpr int kSteps = kGroup / kStep;                // steps per group
+};
+
+// Tables for register byte j (block b, kept value kk = j % kKept, group g = kk / N, s = kk % N):
+//   ctrl[j]: bit offset of the group's nibble in the qword holding the masks of blocks (b & ~1, b | 1)
+//   sel[j]:  16 s (selects the table half); lut[16 s + nibble]: position of set bit number s
+//   base[j]: 32 b + 4 g, the group's first activation in the step's window (< 256)
+//   perm[j]: Q4_0 only, the byte of [low nibbles of the 32 kept bytes | high nibbles] holding it
+struct Consts {
+  __m512i ctrl, sel, lut, base, perm, qsrc, lo4, k128, k8;
+};
+
+template <bool kQ4, int N>
+Consts make_consts() {
+  using F = Fmt<kQ4, N>;
+  alignas(64) uint8_t ctrl[64], sel[64], lut[64] = {0}, base[64], perm[64];
+  alignas(64) int64_t qsrc[8];
+  for (int j = 0; j < 64; ++j) {
+    const int b = j / F::kKept, kk = j % F::kKept, g = kk / N, s = kk % N;
+    ctrl[j] = (uint8_t)(32 * (b % 2) + 4 * g);
+    sel[j] = (uint8_t)(16 * s);
+    base[j] = (uint8_t)(32 * b + 4 * g);
+    const int half = F::kKept / 2;
+    perm[j] = (uint8_t)(kk < half ? b * F::kKeptBytes + kk : 32 + b * F::kKeptBytes + kk - half);
+  }
+  for (int q = 0; q < 8; ++q) qsrc[q] = (q * 8 / F::kKept) / 2;  // register qword q holds block q*8/kKept
+  for (int s = 0; s < 2; ++s)
+    for (int nib = 0; nib < 16; ++nib) {
+      int seen = 0;
+      for (int i = 0; i < 4; ++i)
+        if (nib >> i & 1) {
+          if (seen == s) lut[16 * s + nib] = (uint8_t)i;
+          ++seen;
+        }
+    }
+  return Consts{_mm512_load_si512(ctrl), _mm512_load_si512(sel), _mm512_load_si512(lut), _mm512_load_si512(base),
+                _mm512_load_si512(perm), _mm512_load_si512(qsrc), _mm512_set1_epi8(0x0F),
+                _mm512_set1_epi8((char)0x80), _mm512_set1_epi8(8)};
+}
+
+// The weights of one step of `n` (1..kStep) blocks: gather indices, 64 signed kept values, and
+// 128 * (sum of each 4 kept values) per dword lane. `mask` and `kept` point at the step's first block
+// in their planes; missing blocks read as mask 0 and kept bytes 0 (their activations are 0).
+struct StepW {
+  __m512i idx, w, corr;
+};
+
+template <bool kQ4, int N, bool kFull>
+__attribute__((always_inline)) inline StepW step_weights(const uint8_t* mask, const uint8_t* kept, int n,
+                                                         const Consts& k) {
+  using F = Fmt<kQ4, N>;
+  __m512i m;
+  if constexpr (F::kStep == 4) {
+    m = _mm512_castsi128_si512(kFull ? _mm_loadu_si128((const __m128i*)mask)
+                                     : _mm_maskz_loadu_epi32((__mmask8)((1u << n) - 1), mask));
+  } else {
+    m = _mm512_castsi256_si512(kFull ? _mm256_loadu_si256((const __m256i*)mask)
+                                     : _mm256_maskz_loadu_epi32((__mmask8)((1u << n) - 1), mask));
+  }
+  const __m512i src = _mm512_permutexvar_epi64(k.qsrc, m);
+  const __m512i nib = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(k.ctrl, src), k.lo4, k.sel, 0xEA);
+  StepW s;
+  s.idx = _mm512_or_si512(_mm512_permutexvar_epi8(nib, k.lut), k.base);
+  constexpr int kBytes = F::kStep * F::kKeptBytes;  // 64 (Q8_0) or 32 (Q4_0)
+  const uint64_t lm = kFull ? ~0ull : (n * F::kKeptBytes >= 64 ? ~0ull : (1ull << (n * F::kKeptBytes)) - 1);
+  if constexpr (!kQ4) {
+    static_assert(kBytes == 64);
+    s.w = kFull ? _mm512_loadu_si512(kept) : _mm512_maskz_loadu_epi8(lm, kept);
+  } else {
+    static_assert(kBytes == 32);
+    const __m256i raw = kFull ? _mm256_loadu_si256((const __m256i*)kept) : _mm256_maskz_loadu_epi8((__mmask32)lm, kept);
+    const __m256i lo4 = _mm512_castsi512_si256(k.lo4);
+    const __m512i nibbles = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(raw, lo4)),
+                                               _mm256_and_si256(_mm256_srli_epi16(raw, 4), lo4), 1);
+    s.w = _mm512_sub_epi8(_mm512_permutexvar_epi8(k.perm, nibbles), k.k8);
+  }
+  s.corr = _mm512_dpbusd_epi32(_mm512_setzero_si512(), k.k128, s.w);
+  return s;
+}
+
+// v[s]: lanes of step s (block 4s + lane / 4 for 2:4, 8s + lane / 2 for 1:4). Returns lane b = block b.
+template <int kSteps>
+__attribute__((always_inline)) inline __m512i reduce_steps(const __m512i* v) {
+  auto combine = [](__m512i a, __m512i b) {
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    return _mm512_add_epi32(_mm512_permutex2var_epi32(a, ev, b), _mm512_permutex2var_epi32(a, od, b));
+  };
+  if constexpr (kSteps == 4) return combine(combine(v[0], v[1]), combine(v[2], v[3]));
+  return combine(v[0], v[1]);
+}
+
+// Blocks [16 g, 16 g + cnt) of a planar row: p points at block 16 g of each plane.
+template <bool kQ4, int N, int C, bool kFull>
+__attribute__((always_inline)) inline void walk_group(int64_t g, int cnt, const SparsePlanes& p, const uint8_t* xw,
+                                                      size_t xb, size_t acts_bytes, const Consts& k, __m128 acc[C]) {
+  using F = Fmt<kQ4, N>;
+  auto has = [&](int block) { return kFull || block < cnt; };
+  StepW sw[F::kSteps];
+  unroll<F::kSteps>([&](auto s) {
+    if (has(F::kStep * s))
+      sw[s] = step_weights<kQ4, N, kFull>(p.mask + 4 * F::kStep * s, p.kept + F::kKeptBytes * F::kStep * s,
+                                          kFull ? F::kStep : std::min(F::kStep, cnt - F::kStep * s), k);
+  });
+  const __m512 dw = _mm512_cvtph_ps(kFull ? _mm256_loadu_si256((const __m256i*)p.d)
+                                          : _mm256_maskz_loadu_epi16((__mmask16)((1u << cnt) - 1), p.d));
+  unroll<C>([&](auto c) {
+    const uint8_t* xs = xw + c * xb + g * kGroup * 32;
+    __m512i v[F::kSteps];
+    unroll<F::kSteps>([&](auto s) {
+      if (has(F::kStep * s)) {
+        const uint8_t* win = xs + F::kStep * 32 * s;
+        __m512i xg = _mm512_permutex2var_epi8(_mm512_load_si512(win), sw[s].idx, _mm512_load_si512(win + 64));
+        if constexpr (F::kStep == 8) {  // 256-element window: index bit 7 picks the upper 128
+          const __m512i hi = _mm512_permutex2var_epi8(_mm512_load_si512(win + 128), sw[s].idx,
+                                                      _mm512_load_si512(win + 192));
+          xg = _mm512_mask_blend_epi8(_mm512_movepi8_mask(sw[s].idx), xg, hi);
+        }
+        v[s] = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), xg, sw[s].w), sw[s].corr);
+      } else {
+        v[s] = _mm512_setzero_si512();
+      }
+    });
+    const __m512 f = _mm512_cvtepi32_ps(reduce_steps<F::kSteps>(v));
+    const __m512 sv = _mm512_mul_ps(dw, _mm512_load_ps(xw + c * xb + acts_bytes + g * 64));
+    unroll<4>([&](auto qc) {
+      constexpr int q = decltype(qc)::value;
+      if (has(4 * q)) {
+        const __mmask8 m = kFull ? 0xF : (__mmask8)((1u << std::min(cnt - 4 * q, 4)) - 1);
+        acc[c] = _mm_mask3_fmadd_ps(_mm512_extractf32x4_ps(f, q), _mm512_extractf32x4_ps(sv, q), acc[c], m);
+      }
+    });
+  });
+}
+
+template <bool kQ4, int N, int C>
+void walk_row(const SparseTypeInfo& f, int64_t nb, const uint8_t* row, const uint8_t* xw, size_t xb, float* out,
+              int64_t ldo, const Consts& k) {
+  using F = Fmt<kQ4, N>;
+  __m128 acc[C];
+  unroll<C>([&](auto c) { acc[c] = _mm_setzero_ps(); });
+  const size_t acts_bytes = (size_t)((nb + kPad - 1) / kPad) * kPad * 32;
+  const int64_t full = nb / kGroup;
+  const SparsePlanes p = sparse_planes(f, row, nb);
+  auto at = [&](int64_t g) {
+    return SparsePlanes{p.d + g * kGroup * 2, p.mask + g * kGroup * 4, p.kept + g * kGroup * F::kKeptBytes};
+  };
+  for (int64_t g = 0; g < full; ++g) walk_group<kQ4, N, C, true>(g, kGroup, at(g), xw, xb, acts_bytes, k, acc);
+  if (full * kGroup < nb)
+    walk_group<kQ4, N, C, false>(full, (int)(nb - full * kGroup), at(full), xw, xb, acts_bytes, k, acc);
+  unroll<C>([&](auto c) {
+    const __m128 s2 = _mm_add_ps(acc[c], _mm_movehl_ps(acc[c], acc[c]));
+    out[c * ldo] = _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
+  });
+}
+
+template <bool kQ4, int N>
+void walk(const SparseTypeInfo& f, int64_t n, const uint8_t* w, size_t wrb, int64_t r0, int64_t r1, const uint8_t* x,
+          size_t xrb, int64_t T, float* y, int64_t ldy) {
+  static const Consts k = make_consts<kQ4, N>();
+  thread_local std::vector<uint8_t> xbuf;
+  const int64_t nb = n / 32;
+  const size_t xb = col_bytes(nb);
+  uint8_t* xw = grow(xbuf, (size_t)T * xb);
+  pack_cols(x, xrb, T, nb, xw);
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w + r * wrb;
+    for (int64_t c0 = 0; c0 < T; c0 += 4) {
+      const uint8_t* xc = xw + c0 * xb;
+      float* out = y + c0 * ldy + r;
+      switch (std::min<int64_t>(4, T - c0)) {
+        case 1: walk_row<kQ4, N, 1>(f, nb, row, xc, xb, out, ldy, k); break;
+        case 2: walk_row<kQ4, N, 2>(f, nb, row, xc, xb, out, ldy, k); break;
+        case 3: walk_row<kQ4, N, 3>(f, nb, row, xc, xb, out, ldy, k); break;
+        default: walk_row<kQ4, N, 4>(f, nb, row, xc, xb, out, ldy, k); break;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+SparseWalkFn sparse_gather_walk_avx512(const SparseTypeInfo& f) {
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx512vbmi") || f.m != 4 || (f.n != 1 && f.n != 2)) return nullptr;
+  if (f.base == DType::Q8_0) return f.n == 2 ? &walk<false, 2> : &walk<false, 1>;
+  if (f.base == DType::Q4_0) return f.n == 2 ? &walk<true, 2> : &walk<true, 1>;
+  return nullptr;
+}
+
+}  // namespace frugal
