@@ -86,7 +86,7 @@ Command add_prune_command(CLI::App& root) {
                                          prune_default_only() + ")");
   app->add_option("--skip", c->skip, "do not prune tensors whose name matches this regex");
   app->add_flag("--dense-out", c->dense_out, "write the pruned weights dense in the base type (llama.cpp loads it)");
-  app->add_option("--type", c->type, "base type: Q8_0, Q4_0 or F16 (default: the input's if one of these, else Q8_0)");
+  app->add_option("--type", c->type, "base type: Q8_0, Q4_0 or F16 (default: the type of most of the input's prunable matrices if one of these, else Q8_0)");
   app->add_option("-t,--threads", c->threads, "threads (default: number of cores)");
   return Command{app, [c] { return run_prune(*c); }};
 }

@@ -115,16 +115,21 @@ Status prune_gguf(const std::string& in_path, const std::string& out_path, const
   } catch (const std::regex_error& e) {
     return invalid_argument(std::string("prune: bad --only/--skip regex: ") + e.what());
   }
-  // Base type: explicit, else the first float/Q8_0/Q4_0 matrix type of the input.
+  // Base type: explicit, else the Q8_0/Q4_0/F16 type holding most elements of the matrices to prune
+  // (a Q4_0 file may keep token_embd or output in Q8_0), else Q8_0.
   DType base = opt.type;
   if (base != DType::Q8_0 && base != DType::Q4_0 && base != DType::F16) {
     if (base != (DType)~0u && base != DType::F32)
       return invalid_argument(std::string("prune: --type must be Q8_0, Q4_0 or F16, not ") + dtype_name(base));
     base = DType::Q8_0;
-    for (const GgufTensorInfo& t : f->tensors()) {
-      if (t.n_dims >= 2 && (t.type == DType::Q8_0 || t.type == DType::Q4_0 || t.type == DType::F16)) {
-        base = t.type;
-        break;
+    int64_t most = 0;
+    for (DType c : {DType::Q8_0, DType::Q4_0, DType::F16}) {
+      int64_t n = 0;
+      for (const GgufTensorInfo& t : f->tensors())
+        if (t.n_dims >= 2 && t.type == c && std::regex_search(t.name, only)) n += t.n_elements();
+      if (n > most) {
+        most = n;
+        base = c;
       }
     }
   }

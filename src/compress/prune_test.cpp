@@ -185,6 +185,21 @@ TEST(PruneFile, BadKeepMaskRejectedAtLoad) {
   std::remove(sp.c_str());
 }
 
+// Without --type the base is the type of most prunable matrices: stories260K-Q4_0 keeps output in Q8_0
+// and ffn_down in F16, but its attention and ffn_gate/up matrices are Q4_0.
+TEST(PruneFile, DefaultBaseIsTheMajorityMatrixType) {
+  PruneOptions o;
+  const std::string p = tmp_path("q4-default.gguf");
+  PruneReport r;
+  ASSERT_TRUE(prune_gguf(std::string(FRUGAL_SHARED_DIR) + "/models/stories260K-Q4_0.gguf", p, o, &r).ok());
+  auto f = GgufFile::open(p);
+  ASSERT_TRUE(f.ok()) << f.status().message();
+  const GgufTensorInfo* t = (*f)->tensor("blk.0.attn_q.weight");
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->type, DType::Q4_0_S2_4);
+  std::remove(p.c_str());
+}
+
 TEST(PruneFile, SummaryAndErrors) {
   PruneOptions o;
   o.n = 3;
