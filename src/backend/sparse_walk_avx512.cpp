@@ -167,8 +167,15 @@ void walk(const SparseTypeInfo& f, int64_t n, const uint8_t* w, size_t wrb, int6
   const size_t xb = col_bytes(nb);
   uint8_t* xw = grow(xbuf, (size_t)T * xb);
   pack_cols(x, xrb, T, nb, kQ8 ? 128 : 8, xw);
+  // As in sparse_gather_avx512.cpp: the row two ahead is prefetched (three short plane streams per row).
+  constexpr int64_t kPrefetchRows = 2;
+  const size_t row_bytes = (size_t)nb * f.block_bytes;
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = w + r * wrb;
+    if (r + kPrefetchRows < r1) {
+      const uint8_t* ahead = w + (r + kPrefetchRows) * wrb;
+      for (size_t o = 0; o < row_bytes; o += 64) _mm_prefetch((const char*)(ahead + o), _MM_HINT_T0);
+    }
     for (int64_t c0 = 0; c0 < T; c0 += 4) {
       const uint8_t* xc = xw + c0 * xb;
       float* out = y + c0 * ldy + r;
