@@ -102,6 +102,7 @@ StatusOr<std::unique_ptr<Model>> load_model(const std::string& path, const LoadF
   LoadOptions lo;
   lo.mode = flags.mmap ? LoadMode::kMmap : LoadMode::kRead;
   lo.lock = flags.mlock;
+  lo.populate = true;  // no page fault per weight page while decoding (see LoadOptions::populate)
   std::unique_ptr<ThreadPool> own_pool;
   if (!flags.mmap && !pool) {
     own_pool = std::make_unique<ThreadPool>(default_threads());

@@ -78,7 +78,7 @@ StatusOr<std::unique_ptr<MappedFile>> MappedFile::open(const std::string& path, 
   } else {
     const uint8_t* data = nullptr;
     if (size > 0) {
-      void* p = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+      void* p = mmap(nullptr, size, PROT_READ, MAP_PRIVATE | (opt.populate ? MAP_POPULATE : 0), fd, 0);
       if (p == MAP_FAILED) {
         const int err = errno;
         ::close(fd);

@@ -28,6 +28,11 @@ enum class LoadMode { kMmap, kRead };
 struct LoadOptions {
   LoadMode mode = LoadMode::kMmap;
   bool lock = false;             // mlock the bytes (warning, not error, when refused)
+  // kMmap: MAP_POPULATE, i.e. read the file into the page cache and map every page at open (as llama.cpp's
+  // mmap does), so that decoding does not take a page fault per 4 KiB of weights it touches first (a MoE
+  // model reaches its experts over many tokens). The model-loading commands set it; a plain
+  // GgufFile::open (inspect, quantize) does not.
+  bool populate = false;
   ThreadPool* pool = nullptr;    // kRead: parallel chunk reads on this pool (nullptr: the calling thread)
   // kRead: called from the calling thread as chunks finish (done <= total bytes), at most ~100 times.
   std::function<void(uint64_t done, uint64_t total)> progress;

@@ -58,6 +58,12 @@ TEST(MappedFile, ReadModeHoldsTheSameBytesAsMmap) {
   ASSERT_TRUE(m.ok());
   EXPECT_EQ((*m)->mode(), LoadMode::kMmap);
   EXPECT_EQ(std::memcmp((*m)->data(), bytes.data(), n), 0);
+  LoadOptions pop;  // mmap with every page populated at open: same bytes
+  pop.populate = true;
+  auto mp = MappedFile::open(path, pop);
+  ASSERT_TRUE(mp.ok()) << mp.status().message();
+  EXPECT_EQ((*mp)->mode(), LoadMode::kMmap);
+  EXPECT_EQ(std::memcmp((*mp)->data(), bytes.data(), n), 0);
   std::remove(path.c_str());
 }
 
