@@ -32,10 +32,10 @@ constexpr size_t kColdBytes = size_t(1) << 30;  // decode rotates over at least 
 const DType kTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
                         DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_NL};
 
-// N:M sparse types benchmarked beside their dense base (tensor/sparse_nm.h): 2:4 and 1:4 on Q8_0 and Q4_0.
+// N:M sparse types benchmarked beside their dense base (tensor/sparse_nm.h): 2:4 and 1:4 on Q8_0, Q4_0, F16.
 std::vector<DType> sparse_types() {
   std::vector<DType> v;
-  for (DType base : {DType::Q8_0, DType::Q4_0})
+  for (DType base : {DType::Q8_0, DType::Q4_0, DType::F16})
     for (int n : {2, 1}) {
       DType t;
       if (sparse_type_for(base, n, 4, &t)) v.push_back(t);

@@ -30,8 +30,10 @@ SparseExpandFn sparse_expander_avx2();
 using SparseWalkFn = void (*)(const SparseTypeInfo& f, int64_t n, const uint8_t* w, size_t w_row_bytes, int64_t r0,
                               int64_t r1, const uint8_t* x, size_t x_row_bytes, int64_t T, float* y, int64_t ldy);
 constexpr int64_t kSparseWalkMaxT = 8;
-// nullptr if the CPU lacks VBMI2 or the format has no walk (F16 base).
+// nullptr if the CPU lacks VBMI2 or the format has no walk.
 SparseWalkFn sparse_walk_avx512(const SparseTypeInfo& f);
+// The F16-base walk (sparse_f16_avx512.cpp): any pattern over F16; nullptr for other bases or without VBMI2.
+SparseWalkFn sparse_f16_walk_avx512(const SparseTypeInfo& f);
 // The activation-gathering decode kernel (sparse_gather_avx512.cpp): 2:4 over Q8_0 only; same values.
 // nullptr for other formats or without AVX512_VBMI.
 SparseWalkFn sparse_gather_walk_avx512(const SparseTypeInfo& f);

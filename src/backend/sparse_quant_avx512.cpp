@@ -66,9 +66,20 @@ FRUGAL_VBMI2 void expand_q4_0(const SparseTypeInfo& f, const SparsePlanes& p, ui
 }
 
 FRUGAL_VBMI2 void expand_f16(const SparseTypeInfo& f, const SparsePlanes& p, uint8_t* d, int64_t nb) {
-  for (int64_t b = 0; b < nb; ++b, d += 64)
-    _mm512_storeu_si512(d, _mm512_maskz_expandloadu_epi16((__mmask32)ld_u32(p.mask + 4 * b),
-                                                          p.kept + (size_t)b * f.kept_bytes));
+  // Register form, and plain (unmasked) loads of the K kept halves: with masked loads the sparse rows
+  // streamed at a fifth of the dense rate on Zen 4 (the hardware prefetcher did not follow them).
+  for (int64_t b = 0; b < nb; ++b, d += 64) {
+    const uint8_t* kv = p.kept + (size_t)b * f.kept_bytes;
+    __m256i v;
+    if (f.kept == 16) {
+      v = _mm256_loadu_si256((const __m256i*)kv);
+    } else if (f.kept == 8) {
+      v = _mm256_castsi128_si256(_mm_loadu_si128((const __m128i*)kv));
+    } else {
+      v = _mm256_castsi128_si256(_mm_loadl_epi64((const __m128i*)kv));
+    }
+    _mm512_storeu_si512(d, _mm512_maskz_expand_epi16((__mmask32)ld_u32(p.mask + 4 * b), _mm512_castsi256_si512(v)));
+  }
 }
 
 void expand(const SparseTypeInfo& f, const void* src, void* dst, int64_t n) {

@@ -194,6 +194,7 @@ void walk(const SparseTypeInfo& f, int64_t n, const uint8_t* w, size_t wrb, int6
 SparseWalkFn sparse_walk_avx512(const SparseTypeInfo& f) {
   __builtin_cpu_init();
   if (!__builtin_cpu_supports("avx512vbmi2") || !__builtin_cpu_supports("avx512vbmi")) return nullptr;
+  if (SparseWalkFn h = sparse_f16_walk_avx512(f)) return h;    // F16 base
   if (SparseWalkFn g = sparse_gather_walk_avx512(f)) return g;  // 1:4 and 2:4
   const bool q8 = f.base == DType::Q8_0;
   if (!q8 && f.base != DType::Q4_0) return nullptr;
