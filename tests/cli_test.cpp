@@ -241,6 +241,25 @@ TEST(Cli, BenchMarkdownTable) {
   EXPECT_TRUE(contains(r.out, "tg2")) << r.out;
 }
 
+// Default load mode: MoE models are read into anonymous memory (when they fit), dense ones mapped;
+// --mmap / --no-mmap force either; both flags together are an error.
+TEST(Cli, BenchLoadModeAutoReadsMoeAndMapsDense) {
+  const std::string moe = kGolden + "deepseek-moe-Q8_0.gguf";
+  const Result a = frugal("bench -m " + moe + " -p 0 -n 2 -t 1 -r 1");
+  ASSERT_EQ(a.rc, 0) << a.err;
+  EXPECT_TRUE(contains(a.err, "weights in anonymous memory")) << a.err;
+  const Result b = frugal("bench -m " + moe + " -p 0 -n 2 -t 1 -r 1 --mmap");
+  ASSERT_EQ(b.rc, 0) << b.err;
+  EXPECT_TRUE(contains(b.err, "weights memory-mapped")) << b.err;
+  const Result c = frugal("bench -m " + kStories + " -p 0 -n 2 -t 1 -r 1");
+  ASSERT_EQ(c.rc, 0) << c.err;
+  EXPECT_TRUE(contains(c.err, "weights memory-mapped")) << c.err;
+  const Result d = frugal("bench -m " + kStories + " -p 0 -n 2 -t 1 -r 1 --no-mmap");
+  ASSERT_EQ(d.rc, 0) << d.err;
+  EXPECT_TRUE(contains(d.err, "weights in anonymous memory")) << d.err;
+  EXPECT_NE(frugal("bench -m " + kStories + " -p 0 -n 2 --mmap --no-mmap").rc, 0);
+}
+
 TEST(Cli, InspectStories) {
   const Result r = frugal("inspect " + kStories);
   ASSERT_EQ(r.rc, 0) << r.err;

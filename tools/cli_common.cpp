@@ -91,9 +91,12 @@ void add_load_flags(CLI::App* app, LoadFlags* flags) {
                   "(0: none, same results, slower batches)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  app->add_flag("--mmap,!--no-mmap", flags->mmap,
-                "--mmap (default): map the weights from the page cache; --no-mmap: read them into anonymous "
-                "huge-page memory (the kernel cannot evict them)");
+  auto* map = app->add_flag("--mmap", flags->mmap,
+                            "always map the weights from the page cache (default: map dense models, read MoE "
+                            "models that fit in half the available memory into huge pages)");
+  app->add_flag("--no-mmap", flags->no_mmap,
+                "always read the weights into anonymous huge-page memory (the kernel cannot evict them)")
+      ->excludes(map);
   app->add_flag("--mlock", flags->mlock, "lock the weights in RAM (a refusal is a warning)");
 }
 
@@ -101,10 +104,18 @@ StatusOr<std::unique_ptr<Model>> load_model(const std::string& path, const LoadF
                                             const char* who) {
   LoadOptions lo;
   lo.mode = flags.mmap ? LoadMode::kMmap : LoadMode::kRead;
+  if (!flags.mmap && !flags.no_mmap) {
+    // auto: peek at the header (a plain map, nothing read but the metadata) for routed experts.
+    FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> peek, GgufFile::open(path));
+    bool experts = false;
+    for (const GgufTensorInfo& t : peek->tensors()) experts = experts || t.name.find("_exps.") != std::string::npos;
+    lo.mode = choose_load_mode(flags, experts, peek->mapped() ? peek->mapped()->size() : 0, memory_available_bytes());
+  }
+  const bool reading = lo.mode == LoadMode::kRead;
   lo.lock = flags.mlock;
   lo.populate = true;  // no page fault per weight page while decoding (see LoadOptions::populate)
   std::unique_ptr<ThreadPool> own_pool;
-  if (!flags.mmap && !pool) {
+  if (reading && !pool) {
     own_pool = std::make_unique<ThreadPool>(default_threads());
     pool = own_pool.get();
   }
@@ -125,7 +136,7 @@ StatusOr<std::unique_ptr<Model>> load_model(const std::string& path, const LoadF
   const double load_s = now_seconds() - t0;
   const MappedFile* m = model->gguf().mapped();
   if (m && !m->lock_warning().empty()) std::fprintf(stderr, "%s: warning: %s\n", who, m->lock_warning().c_str());
-  if (m && (!flags.mmap || flags.mlock)) {
+  if (m && (reading || flags.mlock)) {
     std::fprintf(stderr, "%s: weights %s (%s) in %.0f ms%s%s; %s\n", who,
                  m->mode() == LoadMode::kRead ? "read into anonymous memory" : "memory-mapped",
                  format_bytes(m->size()).c_str(), load_s * 1e3,
@@ -133,6 +144,12 @@ StatusOr<std::unique_ptr<Model>> load_model(const std::string& path, const LoadF
                  m->locked() ? ", locked" : "", huge_page_summary().c_str());
   }
   return model;
+}
+
+LoadMode choose_load_mode(const LoadFlags& flags, bool has_experts, uint64_t file_bytes, uint64_t available_bytes) {
+  if (flags.mmap) return LoadMode::kMmap;
+  if (flags.no_mmap) return LoadMode::kRead;
+  return has_experts && file_bytes > 0 && file_bytes <= available_bytes / 2 ? LoadMode::kRead : LoadMode::kMmap;
 }
 
 std::string huge_page_summary() {

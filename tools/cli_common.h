@@ -70,15 +70,24 @@ StatusOr<Runtime> make_runtime(int n_threads, const std::string& isa_name,
                                size_t repack_limit = kDefaultRepackLimit);
 
 // How the weights get into memory; one flag set shared by run, bench, serve, batched-bench and logits:
-//   --mmap (default) / --no-mmap: map the file, or read it into anonymous huge-page memory (in parallel);
+//   default (auto): MoE models (expert tensors) whose file fits in half the memory available are read
+//     into anonymous huge-page memory, everything else is mapped (see choose_load_mode);
+//   --mmap / --no-mmap: always map the file / always read it into anonymous huge-page memory (in parallel);
 //   --mlock: lock the weights in RAM (a refusal is a warning, not an error).
 struct LoadFlags {
-  bool mmap = true;
+  bool mmap = false;     // --mmap given
+  bool no_mmap = false;  // --no-mmap given
   bool mlock = false;
   int64_t repack_mib = (int64_t)(kDefaultRepackLimit >> 20);  // --repack-mem
   size_t repack_limit() const { return repack_mib > 0 ? (size_t)repack_mib << 20 : 0; }
 };
 void add_load_flags(CLI::App* app, LoadFlags* flags);
+// The mode `flags` ask for with the file's facts: --mmap/--no-mmap win; otherwise kRead when the model has
+// routed experts and file_bytes <= available_bytes / 2, else kMmap. Why: a MoE decode step reads a few
+// experts scattered over the whole file, and on 4 KiB page-cache pages that ran 2.3x slower than on the
+// 2 MiB pages of the read copy (V2-Lite shape, docs/BENCHMARKS.md); dense models decode at the same speed
+// either way, so they keep the cheaper map.
+LoadMode choose_load_mode(const LoadFlags& flags, bool has_experts, uint64_t file_bytes, uint64_t available_bytes);
 // Model::load with `flags`. --no-mmap reads on `pool` (nullptr: a temporary pool, one thread per core) and
 // shows a progress line on a terminal for files over 1 GiB; non-default flags get one stderr line
 // `<who>: weights ...` (mode, huge pages, lock, time); a refused lock gets a warning line.

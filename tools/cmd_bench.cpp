@@ -318,7 +318,9 @@ Status bench(const BenchOptions& o) {
       }
     }
     std::fprintf(stderr, "frugal bench: %s: weights %s; %s\n", path.c_str(),
-                 o.load.mmap ? "memory-mapped" : "in anonymous memory", huge_page_summary().c_str());
+                 model->gguf().mapped() && model->gguf().mapped()->mode() == LoadMode::kRead ? "in anonymous memory"
+                                                                                             : "memory-mapped",
+                 huge_page_summary().c_str());
   }
   if (o.output == "json") std::printf("%s\n", out.dump(2).c_str());
   return Status::Ok();

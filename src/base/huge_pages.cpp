@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -84,6 +85,46 @@ uint64_t anon_huge_pages_bytes() {
     return kb * 1024;
   }
   return 0;
+}
+
+namespace {
+
+// The first number of the first line of `path` ("max" and unreadable files: 0).
+uint64_t read_first_number(const std::string& path) {
+  std::ifstream in(path);
+  uint64_t v = 0;
+  return (in >> v) ? v : 0;
+}
+
+// This process's cgroup v2 directory ("0::/path" in /proc/self/cgroup), or "" when there is none.
+std::string cgroup_dir() {
+  std::ifstream in("/proc/self/cgroup");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("0::", 0) == 0) return "/sys/fs/cgroup" + line.substr(3);
+  return "";
+}
+
+}  // namespace
+
+uint64_t memory_available_bytes() {
+  uint64_t avail = 0;
+  std::ifstream in("/proc/meminfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("MemAvailable:", 0) != 0) continue;
+    std::istringstream ss(line.substr(13));
+    ss >> avail;
+    avail *= 1024;
+    break;
+  }
+  const std::string dir = cgroup_dir();
+  if (!dir.empty()) {
+    const uint64_t max = read_first_number(dir + "/memory.max");  // "max": no limit -> 0
+    const uint64_t cur = read_first_number(dir + "/memory.current");
+    if (max > 0) avail = std::min(avail, max > cur ? max - cur : 0);
+  }
+  return avail;
 }
 
 Status lock_memory(const void* p, size_t n, const std::string& what) {

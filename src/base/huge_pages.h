@@ -48,6 +48,11 @@ std::string thp_mode();
 // AnonHugePages of this process from /proc/self/smaps_rollup, in bytes (0 when unreadable).
 uint64_t anon_huge_pages_bytes();
 
+// Memory this process can still take without pushing anything out, in bytes: MemAvailable of
+// /proc/meminfo, lowered to the cgroup v2 limit's headroom (memory.max - memory.current) when this process
+// runs under a finite limit (a container). 0 when /proc/meminfo cannot be read.
+uint64_t memory_available_bytes();
+
 // mlock(p, n). Ok, or an io_error naming `what`, the size, errno's text and RLIMIT_MEMLOCK (callers
 // treat it as a warning: a refused lock never stops a load).
 Status lock_memory(const void* p, size_t n, const std::string& what);
