@@ -61,6 +61,10 @@ Status run_prune(const PruneCli& c) {
                                          "--dense-out for a dense copy)"
                                        : " (dense; llama.cpp can load it)");
   std::printf("%s", prune_summary(rep).c_str());
+  if (pruned && is_sparse_type(out_type) && sparse_type_info(out_type)->base == DType::F16)
+    std::fprintf(stderr,
+                 "prune: note: F16-based sparse weights save memory but decode no faster than dense F16 on the "
+                 "CPUs measured (docs/SPARSITY.md); --type Q8_0 gives the sparse speed-up\n");
   return Status::Ok();
 }
 
