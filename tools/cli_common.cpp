@@ -158,11 +158,15 @@ std::string huge_page_summary() {
 
 StatusOr<double> warmup(Model& model, Backend& backend) {
   const double t0 = now_seconds();
-  KvCache kv(model.config(), 2, DType::F32);
-  const int32_t tokens[2] = {0, 1};
-  const int32_t pos[2] = {0, 1};
+  // 16 tokens: at least every format's repack_min_T (backend/quant.h), so the repacked weight copies of
+  // the batched kernels are built here and not in the first request.
+  constexpr int kTokens = 16;
+  const int n = (int)std::min<int64_t>(kTokens, model.config().n_vocab);
+  KvCache kv(model.config(), n, DType::F32);
+  int32_t tokens[kTokens], pos[kTokens];
+  for (int i = 0; i < n; ++i) tokens[i] = pos[i] = i;
   std::vector<float> logits((size_t)model.config().n_vocab);
-  FRUGAL_RETURN_IF_ERROR(model.forward(backend, kv, tokens, pos, 2, logits.data(), LogitsMode::kLast));
+  FRUGAL_RETURN_IF_ERROR(model.forward(backend, kv, tokens, pos, n, logits.data(), LogitsMode::kLast));
   return now_seconds() - t0;
 }
 

@@ -96,8 +96,9 @@ StatusOr<std::unique_ptr<Model>> load_model(const std::string& path, const LoadF
 // "THP madvise, AnonHugePages 1.20 GiB": the kernel's transparent-huge-page mode and what this process got.
 std::string huge_page_summary();
 
-// One small forward pass (2 tokens) so the weights are paged in and the kernels' buffers exist before
-// the first real request; returns its wall time in seconds (what llama.cpp's warm-up does).
+// One small forward pass (16 tokens) so the weights are paged in and the kernels' buffers and repacked
+// weight copies exist before the first real request; returns its wall time in seconds (llama.cpp warms up
+// too, and repacks at load).
 StatusOr<double> warmup(Model& model, Backend& backend);
 
 // Whole file into a string (prompt files). Errors name the path.
