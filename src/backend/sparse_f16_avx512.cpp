@@ -16,12 +16,12 @@
 // vpexpandw needs VBMI2; sparse_walk_avx512() hands this kernel out only when the CPU has it.
 #pragma GCC target("avx512vbmi2")
 
-#include <algorithm>
 #include <vector>
 
 #include "backend/quant_avx512_util.h"
 #include "backend/quant_gemm.h"
 #include "backend/sparse_quant.h"
+#include "backend/sparse_walk_util.h"
 
 namespace frugal {
 
@@ -66,27 +66,12 @@ void walk(const SparseTypeInfo& f, int64_t n, const uint8_t* w, size_t wrb, int6
   for (int64_t t = 0; t < T; ++t)
     for (int64_t i = 0; i < n; i += 16)
       _mm512_storeu_ps(xf + t * n + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(x + t * xrb + 2 * i))));
-  // As the other sparse walks: the row two ahead is prefetched (two short plane streams per row).
-  constexpr int64_t kPrefetchRows = 2;
-  const size_t row_bytes = (size_t)nb * f.block_bytes;
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* row = w + r * wrb;
-    if (r + kPrefetchRows < r1) {
-      const uint8_t* ahead = w + (r + kPrefetchRows) * wrb;
-      for (size_t o = 0; o < row_bytes; o += 64) _mm_prefetch((const char*)(ahead + o), _MM_HINT_T0);
-    }
+  for_rows_prefetched(w, wrb, (size_t)nb * f.block_bytes, r0, r1, [&](const uint8_t* row, int64_t r) {
     const SparsePlanes p = sparse_planes(f, row, nb);
-    for (int64_t c0 = 0; c0 < T; c0 += 4) {
-      const float* xc = xf + c0 * n;
-      float* out = y + c0 * ldy + r;
-      switch (std::min<int64_t>(4, T - c0)) {
-        case 1: walk_row<K, 1>(p, nb, xc, n, out, ldy); break;
-        case 2: walk_row<K, 2>(p, nb, xc, n, out, ldy); break;
-        case 3: walk_row<K, 3>(p, nb, xc, n, out, ldy); break;
-        default: walk_row<K, 4>(p, nb, xc, n, out, ldy); break;
-      }
-    }
-  }
+    for_column_groups(T, [&](auto cols, int64_t c0) {
+      walk_row<K, decltype(cols)::value>(p, nb, xf + c0 * n, n, y + c0 * ldy + r, ldy);
+    });
+  });
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include "backend/quant_avx512_util.h"
 #include "backend/quant_gemm.h"
 #include "backend/sparse_quant.h"
+#include "backend/sparse_walk_util.h"
 
 namespace frugal {
 
@@ -128,13 +129,7 @@ __attribute__((always_inline)) inline void walk_group(int64_t g, int cnt, const 
     });
     const __m512 f = _mm512_cvtepi32_ps(reduce_blocks(v));
     const __m512 sv = _mm512_mul_ps(dw, _mm512_load_ps(xw + c * xb + steps_bytes + g * 64));
-    unroll<4>([&](auto qc) {
-      constexpr int q = decltype(qc)::value;
-      if (has(4 * q)) {
-        const __mmask8 m = kFull ? 0xF : (__mmask8)((1u << std::min(cnt - 4 * q, 4)) - 1);
-        acc[c] = _mm_mask3_fmadd_ps(_mm512_extractf32x4_ps(f, q), _mm512_extractf32x4_ps(sv, q), acc[c], m);
-      }
-    });
+    accumulate_blocks<kFull>(f, sv, cnt, acc[c]);
   });
 }
 
@@ -153,10 +148,7 @@ void walk_row(const SparseTypeInfo& f, int64_t nb, const uint8_t* row, const uin
   for (int64_t g = 0; g < full; ++g) walk_group<kQ8, K, C, true>(g, kGroup, at(g), kb, xw, xb, steps_bytes, acc);
   if (full * kGroup < nb)
     walk_group<kQ8, K, C, false>(full, (int)(nb - full * kGroup), at(full), kb, xw, xb, steps_bytes, acc);
-  unroll<C>([&](auto c) {
-    const __m128 s2 = _mm_add_ps(acc[c], _mm_movehl_ps(acc[c], acc[c]));
-    out[c * ldo] = _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
-  });
+  unroll<C>([&](auto c) { out[c * ldo] = sum_block_lanes(acc[c]); });
 }
 
 template <bool kQ8, int K>
@@ -167,26 +159,11 @@ void walk(const SparseTypeInfo& f, int64_t n, const uint8_t* w, size_t wrb, int6
   const size_t xb = col_bytes(nb);
   uint8_t* xw = grow(xbuf, (size_t)T * xb);
   pack_cols(x, xrb, T, nb, kQ8 ? 128 : 8, xw);
-  // As in sparse_gather_avx512.cpp: the row two ahead is prefetched (three short plane streams per row).
-  constexpr int64_t kPrefetchRows = 2;
-  const size_t row_bytes = (size_t)nb * f.block_bytes;
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* row = w + r * wrb;
-    if (r + kPrefetchRows < r1) {
-      const uint8_t* ahead = w + (r + kPrefetchRows) * wrb;
-      for (size_t o = 0; o < row_bytes; o += 64) _mm_prefetch((const char*)(ahead + o), _MM_HINT_T0);
-    }
-    for (int64_t c0 = 0; c0 < T; c0 += 4) {
-      const uint8_t* xc = xw + c0 * xb;
-      float* out = y + c0 * ldy + r;
-      switch (std::min<int64_t>(4, T - c0)) {
-        case 1: walk_row<kQ8, K, 1>(f, nb, row, xc, xb, out, ldy); break;
-        case 2: walk_row<kQ8, K, 2>(f, nb, row, xc, xb, out, ldy); break;
-        case 3: walk_row<kQ8, K, 3>(f, nb, row, xc, xb, out, ldy); break;
-        default: walk_row<kQ8, K, 4>(f, nb, row, xc, xb, out, ldy); break;
-      }
-    }
-  }
+  for_rows_prefetched(w, wrb, (size_t)nb * f.block_bytes, r0, r1, [&](const uint8_t* row, int64_t r) {
+    for_column_groups(T, [&](auto cols, int64_t c0) {
+      walk_row<kQ8, K, decltype(cols)::value>(f, nb, row, xw + c0 * xb, xb, y + c0 * ldy + r, ldy);
+    });
+  });
 }
 
 }  // namespace
