@@ -2,7 +2,6 @@
 // and its exit code, stdout and stderr are checked.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -13,6 +12,7 @@
 #include <vector>
 
 #include "support/npy.h"
+#include "support/run_cli.h"
 
 namespace frugal {
 namespace {
@@ -21,47 +21,11 @@ const std::string kShared = FRUGAL_SHARED_DIR;
 const std::string kStories = kShared + "/models/stories260K.gguf";
 const std::string kGolden = kShared + "/golden/";
 
-struct Result {
-  int rc = -1;
-  std::string out;
-  std::string err;
-};
+using Result = CliResult;
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-// A scratch directory for this test binary's files.
-const std::string& scratch_dir() {
-  static const std::string dir = [] {
-    std::string tmpl = ::testing::TempDir() + "frugal_cli_XXXXXX";
-    std::vector<char> buf(tmpl.begin(), tmpl.end());
-    buf.push_back('\0');
-    const char* d = mkdtemp(buf.data());
-    return std::string(d ? d : ::testing::TempDir().c_str());
-  }();
-  return dir;
-}
-
-// Runs `frugal <args>` through the shell (args are trusted test strings, quoted by the caller).
-Result frugal(const std::string& args) {
-  static int counter = 0;
-  const std::string err_path = scratch_dir() + "/stderr_" + std::to_string(counter++) + ".txt";
-  const std::string cmd = std::string("'") + FRUGAL_BINARY_PATH + "' " + args + " 2>'" + err_path + "'";
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-  r.err = slurp(err_path);
-  return r;
-}
+Result frugal(const std::string& args) { return run_frugal(args); }
+const std::string& scratch_dir() { return cli_scratch_dir(); }
+std::string slurp(const std::string& path) { return slurp_file(path); }
 
 bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;

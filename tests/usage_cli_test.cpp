@@ -2,7 +2,6 @@
 // and as JSON.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -14,56 +13,15 @@
 
 #include "server/sqlite_db.h"
 #include "server/usage_ledger.h"
+#include "support/run_cli.h"
 
 namespace frugal {
 namespace {
 
-struct Result {
-  int rc = -1;
-  std::string out, err;
-};
+using Result = CliResult;
 
-// One private directory per test process, removed when the process exits.
-struct ScratchDir {
-  std::string path;
-  bool owned = false;
-  ScratchDir() {
-    std::string tmpl = ::testing::TempDir() + "frugal_usage_cli_XXXXXX";
-    std::vector<char> buf(tmpl.begin(), tmpl.end());
-    buf.push_back('\0');
-    const char* d = mkdtemp(buf.data());
-    owned = d != nullptr;
-    path = d ? d : ::testing::TempDir();
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    if (owned) std::filesystem::remove_all(path, ec);
-  }
-};
-
-const std::string& scratch_dir() {
-  static const ScratchDir dir;
-  return dir.path;
-}
-
-Result frugal(const std::string& args) {
-  static int counter = 0;
-  const std::string err_path = scratch_dir() + "/stderr_" + std::to_string(counter++) + ".txt";
-  const std::string cmd = std::string("'") + FRUGAL_BINARY_PATH + "' " + args + " 2>'" + err_path + "'";
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream f(err_path);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  r.err = ss.str();
-  return r;
-}
+Result frugal(const std::string& args) { return run_frugal(args); }
+const std::string& scratch_dir() { return cli_scratch_dir(); }
 
 UsageRecord rec(const std::string& key, double t, int64_t prompt, int64_t cached, int64_t completion, double cost) {
   UsageRecord r;
