@@ -209,18 +209,17 @@ TEST(Cli, BenchMarkdownTable) {
 // --mmap / --no-mmap force either; both flags together are an error.
 TEST(Cli, BenchLoadModeAutoReadsMoeAndMapsDense) {
   const std::string moe = kGolden + "deepseek-moe-Q8_0.gguf";
-  const Result a = frugal("bench -m " + moe + " -p 0 -n 2 -t 1 -r 1");
-  ASSERT_EQ(a.rc, 0) << a.err;
-  EXPECT_TRUE(contains(a.err, "weights in anonymous memory")) << a.err;
-  const Result b = frugal("bench -m " + moe + " -p 0 -n 2 -t 1 -r 1 --mmap");
-  ASSERT_EQ(b.rc, 0) << b.err;
-  EXPECT_TRUE(contains(b.err, "weights memory-mapped")) << b.err;
-  const Result c = frugal("bench -m " + kStories + " -p 0 -n 2 -t 1 -r 1");
-  ASSERT_EQ(c.rc, 0) << c.err;
-  EXPECT_TRUE(contains(c.err, "weights memory-mapped")) << c.err;
-  const Result d = frugal("bench -m " + kStories + " -p 0 -n 2 -t 1 -r 1 --no-mmap");
-  ASSERT_EQ(d.rc, 0) << d.err;
-  EXPECT_TRUE(contains(d.err, "weights in anonymous memory")) << d.err;
+  const struct {
+    std::string model, flags, says;
+  } cases[] = {{moe, "", "weights in anonymous memory"},
+               {moe, " --mmap", "weights memory-mapped"},
+               {kStories, "", "weights memory-mapped"},
+               {kStories, " --no-mmap", "weights in anonymous memory"}};
+  for (const auto& c : cases) {
+    const Result r = frugal("bench -m " + c.model + " -p 0 -n 2 -t 1 -r 1" + c.flags);
+    ASSERT_EQ(r.rc, 0) << c.model << c.flags << ": " << r.err;
+    EXPECT_TRUE(contains(r.err, c.says)) << c.model << c.flags << ": " << r.err;
+  }
   EXPECT_NE(frugal("bench -m " + kStories + " -p 0 -n 2 --mmap --no-mmap").rc, 0);
 }
 

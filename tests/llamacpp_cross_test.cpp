@@ -21,7 +21,6 @@
 // scripts/install-js-deps.sh from the npm registry), the test fails when the CI environment variable is set and is
 // skipped with a message otherwise (as tests/openai_e2e_test.cpp).
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <cmath>
@@ -35,6 +34,7 @@
 #include <vector>
 
 #include "support/npy.h"
+#include "support/run_cli.h"
 #include "support/temp_path.h"
 
 namespace frugal {
@@ -52,27 +52,6 @@ struct Tolerance {
 constexpr Tolerance kF32Tol = {1e-5, 1e-9, 1e-3};
 constexpr Tolerance kQ4KMTol = {1e-2, 1e-3, 0.7};
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-// Runs a shell command (trusted test strings); stdout into *out, stderr into *err; returns the exit code.
-int run(const std::string& cmd, std::string* out, std::string* err) {
-  const std::string err_path = test_temp_path("stderr.txt");
-  FILE* p = popen((cmd + " 2>'" + err_path + "'").c_str(), "r");
-  if (p == nullptr) return -1;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out->append(buf, n);
-  const int status = pclose(p);
-  *err = slurp(err_path);
-  std::filesystem::remove(err_path);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 std::string llamacpp_dir() {
   if (const char* d = std::getenv("FRUGAL_LLAMACPP_DIR")) return d;
   const char* home = std::getenv("HOME");
@@ -80,8 +59,7 @@ std::string llamacpp_dir() {
 }
 
 bool have_node_llama_cpp(std::string* why) {
-  std::string out, err;
-  if (run("node --version", &out, &err) != 0) {
+  if (run_shell("node --version").rc != 0) {
     *why = "node is not installed";
     return false;
   }
@@ -94,7 +72,7 @@ bool have_node_llama_cpp(std::string* why) {
 }
 
 std::string golden_tokens_csv() {
-  std::istringstream in(slurp(kGolden + "llama-gqa-F32.tokens.txt"));
+  std::istringstream in(slurp_file(kGolden + "llama-gqa-F32.tokens.txt"));
   std::string csv;
   int id;
   while (in >> id) csv += (csv.empty() ? "" : ",") + std::to_string(id);
@@ -106,11 +84,9 @@ using Rows = std::vector<std::vector<double>>;  // [position][token id] probabil
 // frugal's distributions: `frugal logits` (batch mode, KV f32) then a softmax in double.
 Rows frugal_probs(const std::string& model, const std::string& tokens) {
   const std::string npy = test_temp_path(std::filesystem::path(model).filename().string() + ".npy");
-  std::string out, err;
-  const int rc = run(std::string("'") + FRUGAL_BINARY_PATH + "' logits -m '" + model + "' --tokens " + tokens +
-                         " --mode batch --kv-type f32 -t 1 -o '" + npy + "'",
-                     &out, &err);
-  EXPECT_EQ(rc, 0) << err;
+  const CliResult r = run_frugal("logits -m '" + model + "' --tokens " + tokens +
+                                 " --mode batch --kv-type f32 -t 1 -o '" + npy + "'");
+  EXPECT_EQ(r.rc, 0) << r.err;
   testing::NpyArray a;
   std::string why;
   const bool ok = testing::read_npy_f32(npy, &a, &why);
@@ -136,11 +112,11 @@ std::vector<Rows> llama_probs(const std::vector<std::string>& models, const std:
   std::string cmd = "node '" + kSource + "/scripts/llamacpp/logits-probe.mjs' --dir '" + llamacpp_dir() +
                     "' --threads 1 --kv f32 --tokens " + tokens;
   for (const auto& m : models) cmd += " '" + m + "'";
-  std::string out, err;
-  const int rc = run(cmd, &out, &err);
-  EXPECT_EQ(rc, 0) << cmd << "\n" << err;
+  const CliResult r = run_shell(cmd);
+  EXPECT_EQ(r.rc, 0) << cmd << "\n" << r.err;
+  const std::string& out = r.out;
   std::vector<Rows> result;
-  if (rc != 0) return result;
+  if (r.rc != 0) return result;
   const nlohmann::json j = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
   EXPECT_FALSE(j.is_discarded()) << "logits-probe output is not JSON: " << out.substr(0, 200);
   if (j.is_discarded()) return result;
@@ -217,10 +193,8 @@ TEST(LlamaCppCross, FrugalQ4KMFileMatchesLlamaCpp) {
     GTEST_SKIP() << "llama.cpp cross-engine check skipped: " << why;
   }
   const std::string q4km = test_temp_path("llama-gqa-Q4_K_M.gguf");
-  std::string out, err;
-  ASSERT_EQ(run(std::string("'") + FRUGAL_BINARY_PATH + "' quantize '" + kF32 + "' '" + q4km + "' Q4_K_M", &out, &err),
-            0)
-      << err;
+  const CliResult q = run_frugal("quantize '" + kF32 + "' '" + q4km + "' Q4_K_M");
+  ASSERT_EQ(q.rc, 0) << q.err;
   const std::string tokens = golden_tokens_csv();
   ASSERT_FALSE(tokens.empty());
 

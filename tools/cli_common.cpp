@@ -102,15 +102,17 @@ void add_load_flags(CLI::App* app, LoadFlags* flags) {
 
 StatusOr<std::unique_ptr<Model>> load_model(const std::string& path, const LoadFlags& flags, ThreadPool* pool,
                                             const char* who) {
-  LoadOptions lo;
-  lo.mode = flags.mmap ? LoadMode::kMmap : LoadMode::kRead;
+  // Auto mode peeks at the header (a plain map: only the metadata is read) for routed-expert tensors.
+  bool experts = false;
+  uint64_t file_bytes = 0, available = 0;
   if (!flags.mmap && !flags.no_mmap) {
-    // auto: peek at the header (a plain map, nothing read but the metadata) for routed experts.
     FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> peek, GgufFile::open(path));
-    bool experts = false;
     for (const GgufTensorInfo& t : peek->tensors()) experts = experts || t.name.find("_exps.") != std::string::npos;
-    lo.mode = choose_load_mode(flags, experts, peek->mapped() ? peek->mapped()->size() : 0, memory_available_bytes());
+    file_bytes = peek->mapped() ? peek->mapped()->size() : 0;
+    available = memory_available_bytes();
   }
+  LoadOptions lo;
+  lo.mode = choose_load_mode(flags, experts, file_bytes, available);
   const bool reading = lo.mode == LoadMode::kRead;
   lo.lock = flags.mlock;
   lo.populate = true;  // no page fault per weight page while decoding (see LoadOptions::populate)

@@ -1,6 +1,6 @@
-// Runs the frugal binary from tests: `frugal <args>` through the shell (args are trusted test strings,
-// quoted by the caller), stdout captured, stderr through a file in the test process's private scratch
-// directory, which is removed when the process exits. FRUGAL_BINARY_PATH comes from CMakeLists.txt.
+// Runs the frugal binary (or any command) from tests through the shell (arguments are trusted test
+// strings, quoted by the caller): stdout captured, stderr through a file in the test process's private
+// scratch directory, which is removed when the process exits. FRUGAL_BINARY_PATH comes from CMakeLists.txt.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -52,12 +52,12 @@ inline const std::string& cli_scratch_dir() {
   return dir.path;
 }
 
-inline CliResult run_frugal(const std::string& args) {
+// Runs `cmd` through the shell: stdout captured, stderr through a scratch file.
+inline CliResult run_shell(const std::string& cmd) {
   static int counter = 0;
   const std::string err_path = cli_scratch_dir() + "/stderr_" + std::to_string(counter++) + ".txt";
-  const std::string cmd = std::string("'") + FRUGAL_BINARY_PATH + "' " + args + " 2>'" + err_path + "'";
   CliResult r;
-  FILE* p = popen(cmd.c_str(), "r");
+  FILE* p = popen((cmd + " 2>'" + err_path + "'").c_str(), "r");
   if (p == nullptr) return r;
   char buf[4096];
   size_t n;
@@ -65,7 +65,13 @@ inline CliResult run_frugal(const std::string& args) {
   const int status = pclose(p);
   r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
   r.err = slurp_file(err_path);
+  std::filesystem::remove(err_path);
   return r;
+}
+
+// `frugal <args>`.
+inline CliResult run_frugal(const std::string& args) {
+  return run_shell(std::string("'") + FRUGAL_BINARY_PATH + "' " + args);
 }
 
 }  // namespace frugal
