@@ -37,6 +37,7 @@ Imatrix imatrix_from_stats(const std::map<std::string, ActivationStats>& stats, 
     e.values.resize((size_t)(s.K * s.n_slices));
     for (int64_t sl = 0; sl < s.n_slices; ++sl)
       for (int64_t k = 0; k < s.K; ++k) e.values[(size_t)(sl * s.K + k)] = (float)s.mean_sq(sl, k);
+    e.counts = s.count;
     m.entries.emplace(name, std::move(e));
   }
   return m;

@@ -34,7 +34,9 @@ StatusOr<Imatrix> compute_imatrix(Model& model, Backend& backend, const std::vec
     }
     if (opt.on_chunk) opt.on_chunk(c + 1, n_chunks);
   }
-  return imatrix_from_stats(obs.stats(), (int32_t)n_chunks, opt.dataset);
+  Imatrix m = imatrix_from_stats(obs.stats(), (int32_t)n_chunks, opt.dataset);
+  m.chunk_size = (int32_t)opt.n_ctx;
+  return m;
 }
 
 }  // namespace frugal

@@ -246,8 +246,8 @@ TEST(Imatrix, DatFormatRoundTripsAndRejectsTruncation) {
   Imatrix m;
   m.chunks = 3;
   m.dataset = "calib.txt";
-  m.entries["blk.0.attn_q.weight"] = ImatrixEntry{3, {1.f, 2.f, 0.5f, 4.f}};
-  m.entries["blk.0.ffn_up_exps.weight"] = ImatrixEntry{3, {1, 1, 2, 2, 3, 3}};
+  m.entries["blk.0.attn_q.weight"] = ImatrixEntry{3, {1.f, 2.f, 0.5f, 4.f}, {}};
+  m.entries["blk.0.ffn_up_exps.weight"] = ImatrixEntry{3, {1, 1, 2, 2, 3, 3}, {}};
   const std::vector<uint8_t> bytes = imatrix_dat_bytes(m);
   // Layout: count, then per entry len/name/ncall/nval/values*ncall, then chunks and dataset.
   int32_t first_ncall;
