@@ -1,5 +1,6 @@
 // frugal imatrix: collect an importance matrix (mean x^2 per weight input column) over calibration text,
-// written in llama.cpp's imatrix.dat format (usable by `frugal quantize --imatrix` and llama-quantize).
+// written in one of llama.cpp's two formats (usable by `frugal quantize --imatrix` and llama-quantize): GGUF
+// (llama-imatrix's default) unless the output name ends in ".dat" or --output-format says otherwise.
 #include <cstdio>
 #include <memory>
 
@@ -13,12 +14,22 @@ namespace frugal::cli {
 namespace {
 
 struct ImatrixArgs {
-  std::string model, file, output = "imatrix.dat", isa = "auto";
+  std::string model, file, output = "imatrix.gguf", format, isa = "auto";
   int64_t n_ctx = 512, n_chunks = -1, n_batch = 512;
   int threads = 0;
 };
 
 Status imatrix(const ImatrixArgs& a) {
+  ImatrixFormat format = imatrix_format_for_path(a.output);
+  if (!a.format.empty()) {
+    FRUGAL_ASSIGN_OR_RETURN(format, parse_imatrix_format(a.format));
+  }
+  const std::string gguf_ext = ".gguf";
+  const bool ends_gguf = a.output.size() >= gguf_ext.size() &&
+                         a.output.compare(a.output.size() - gguf_ext.size(), gguf_ext.size(), gguf_ext) == 0;
+  if (format == ImatrixFormat::kGguf && a.format.empty() && !ends_gguf)
+    std::fprintf(stderr, "frugal imatrix: note: writing GGUF to '%s' (name it .dat or pass --output-format dat "
+                 "for the legacy format)\n", a.output.c_str());
   FRUGAL_ASSIGN_OR_RETURN(std::string text, read_text_file(a.file));
   FRUGAL_ASSIGN_OR_RETURN(Runtime rt, make_runtime(a.threads, a.isa));
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::load(a.model));
@@ -37,9 +48,9 @@ Status imatrix(const ImatrixArgs& a) {
   std::fprintf(stderr, "frugal imatrix: %s, %zu tokens, chunks of %lld\n", a.file.c_str(), tokens.size(),
                (long long)a.n_ctx);
   FRUGAL_ASSIGN_OR_RETURN(Imatrix m, compute_imatrix(*model, *rt.backend, tokens, o));
-  FRUGAL_RETURN_IF_ERROR(write_imatrix_dat(m, a.output));
-  std::printf("frugal imatrix: wrote %s (%zu tensors, %d chunks of %lld tokens)\n", a.output.c_str(),
-              m.entries.size(), m.chunks, (long long)a.n_ctx);
+  FRUGAL_RETURN_IF_ERROR(write_imatrix(m, a.output, format));
+  std::printf("frugal imatrix: wrote %s (%s, %zu tensors, %d chunks of %lld tokens)\n", a.output.c_str(),
+              format == ImatrixFormat::kDat ? "imatrix.dat" : "GGUF", m.entries.size(), m.chunks, (long long)a.n_ctx);
   return Status::Ok();
 }
 
@@ -50,10 +61,15 @@ Command add_imatrix_command(CLI::App& root) {
   CLI::App* app = root.add_subcommand(
       "imatrix",
       "Collect an importance matrix (activation statistics per weight column) over calibration text, in "
-      "llama.cpp's imatrix.dat format.\n  frugal imatrix -m model-f16.gguf -f calibration.txt -o imatrix.dat");
+      "llama.cpp's GGUF imatrix format (default, as llama-imatrix) or its legacy imatrix.dat (an output name "
+      "ending in .dat, or --output-format dat).\n"
+      "  frugal imatrix -m model-f16.gguf -f calibration.txt -o imatrix.gguf");
   app->add_option("-m,--model", a->model, "model .gguf")->required();
   app->add_option("-f,--file", a->file, "calibration text file")->required();
-  app->add_option("-o,--output", a->output, "output imatrix.dat")->capture_default_str();
+  app->add_option("-o,--output", a->output, "output file: GGUF, or imatrix.dat if the name ends in .dat")
+      ->capture_default_str();
+  app->add_option("--output-format", a->format, "gguf or dat (default: dat for a name ending in .dat, else gguf)")
+      ->check(CLI::IsMember({"gguf", "dat"}));
   app->add_option("-c,--ctx-size", a->n_ctx, "tokens per chunk")->capture_default_str();
   app->add_option("--chunks", a->n_chunks, "chunks to process (-1: all)")->capture_default_str();
   app->add_option("-b,--batch-size", a->n_batch, "tokens per forward pass")->capture_default_str();

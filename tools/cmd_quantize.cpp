@@ -33,7 +33,7 @@ Status quantize(const QuantizeArgs& a) {
   }
   Imatrix im;
   if (!a.imatrix.empty()) {
-    FRUGAL_ASSIGN_OR_RETURN(im, read_imatrix_dat(a.imatrix));
+    FRUGAL_ASSIGN_OR_RETURN(im, read_imatrix(a.imatrix));
     o.imatrix = &im;
     std::fprintf(stderr, "frugal quantize: imatrix %s: %zu entries, %d chunks%s%s\n", a.imatrix.c_str(),
                  im.entries.size(), im.chunks, im.dataset.empty() ? "" : ", dataset ", im.dataset.c_str());
@@ -53,14 +53,14 @@ Command add_quantize_command(CLI::App& root) {
       "quantize",
       "Convert a GGUF model's weights (F32/F16/BF16, or quantized: re-quantized with a warning) to another "
       "type. Mixes follow llama-quantize (docs/QUANTIZE.md).\n"
-      "  frugal quantize model-f16.gguf model-q4km.gguf Q4_K_M --imatrix imatrix.dat");
+      "  frugal quantize model-f16.gguf model-q4km.gguf Q4_K_M --imatrix imatrix.gguf");
   app->add_option("input", a->input, "input .gguf")->required();
   app->add_option("output", a->output, "output .gguf")->required();
   app->add_option("type", a->type, "target: " + quant_recipe_names())->required();
   app->add_flag("--pure", a->pure, "every converted tensor gets TYPE (no mix rules, no Q6_K output)");
   app->add_flag("--leave-output", a->leave_output, "keep output.weight in its input type");
   app->add_option("--override", a->overrides, "REGEX=TYPE: tensors whose name matches REGEX get TYPE (repeatable; first match wins)");
-  app->add_option("--imatrix", a->imatrix, "importance matrix (llama.cpp imatrix.dat, from `frugal imatrix`)");
+  app->add_option("--imatrix", a->imatrix, "importance matrix from `frugal imatrix` or llama-imatrix: GGUF or legacy imatrix.dat (told apart by content)");
   app->add_option("-t,--threads", a->threads, "threads (0: all cores)")->capture_default_str();
   app->add_flag("-q,--quiet", a->quiet, "no progress bar");
   return Command{app, [a] { return quantize(*a); }};
