@@ -88,7 +88,8 @@ StatusOr<Imatrix> parse_imatrix_gguf(const uint8_t* data, size_t size, const std
 StatusOr<Imatrix> read_imatrix(const std::string& path);
 
 enum class ImatrixFormat { kGguf, kDat };
-// llama-imatrix's rule for the output format: kDat when `path` ends in ".dat", else kGguf.
+// The output format for a name: kDat when `path` ends in ".dat", else kGguf (GGUF is llama-imatrix's
+// default; llama-imatrix itself writes GGUF even to a ".dat" name unless told --output-format dat).
 ImatrixFormat imatrix_format_for_path(const std::string& path);
 // "gguf" / "dat"; anything else is an error naming the value.
 StatusOr<ImatrixFormat> parse_imatrix_format(const std::string& s);

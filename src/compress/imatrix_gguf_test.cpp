@@ -115,7 +115,7 @@ TEST(ImatrixGguf, FormatIsToldByContentAndByOutputName) {
   EXPECT_TRUE(b->find("blk.0.attn_q.weight")->counts.empty());
   EXPECT_EQ(imatrix_format_for_path("x/imatrix.dat"), ImatrixFormat::kDat);
   EXPECT_EQ(imatrix_format_for_path("imatrix.gguf"), ImatrixFormat::kGguf);
-  EXPECT_EQ(imatrix_format_for_path("imatrix.bin"), ImatrixFormat::kGguf);  // llama-imatrix: GGUF unless .dat
+  EXPECT_EQ(imatrix_format_for_path("imatrix.bin"), ImatrixFormat::kGguf);  // GGUF unless the name says .dat
   EXPECT_EQ(parse_imatrix_format("bin").status().message(), "imatrix output format 'bin': expected gguf or dat");
   auto missing = read_imatrix(test_temp_path("no_such_imatrix.gguf"));
   ASSERT_FALSE(missing.ok());
