@@ -17,6 +17,7 @@
 #include "compress/imatrix_run.h"
 #include "gguf/gguf_file.h"
 #include "gguf/gguf_writer.h"
+#include "model/config.h"
 #include "model/model.h"
 #include "support/temp_path.h"
 #include "tokenizer/tokenizer.h"
@@ -207,6 +208,54 @@ TEST(ImatrixGguf, MalformedFilesGiveExactErrors) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message().rfind(path + ": ", 0), 0u) << r.status().message();
   EXPECT_NE(r.status().message().find("w.counts"), std::string::npos) << r.status().message();
+}
+
+// A real MoE run (golden deepseek-moe): the routed-expert stacks get one count per expert, in_sum2 {K, E} and
+// counts {1, E} as llama-imatrix writes them, the counts of a stack add up to tokens x experts per token (each
+// token's row goes to n_expert_used experts), and the means survive the GGUF round trip.
+TEST(ImatrixGguf, MoeRunWritesPerExpertCounts) {
+  auto model = Model::load(kShared + "/golden/deepseek-moe-F32.gguf");
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  const MoeConfig& moe = (*model)->config().moe;
+  ASSERT_GT(moe.n_expert, 1);
+  std::vector<int32_t> tokens;
+  for (int i = 0; i < 64; ++i) tokens.push_back(3 + (i * 37) % 200);
+  ImatrixRunOptions o;
+  o.n_ctx = 32;
+  o.n_batch = 32;
+  o.bos = 1;
+  auto backend = make_ref_backend();
+  auto m = compute_imatrix(**model, *backend, tokens, o);
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  auto bytes = imatrix_gguf_bytes(*m);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().message();
+  auto f = GgufFile::from_memory(bytes->data(), bytes->size(), "moe.gguf");
+  ASSERT_TRUE(f.ok());
+  auto back = read_imatrix_gguf(**f);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  int stacks = 0;
+  for (const auto& [name, e] : m->entries) {
+    const ImatrixEntry* be = back->find(name);
+    ASSERT_NE(be, nullptr) << name;
+    EXPECT_EQ(be->counts, e.counts) << name;
+    for (size_t i = 0; i < e.values.size(); ++i)
+      EXPECT_NEAR(be->values[i], e.values[i], std::ldexp(std::fabs(e.values[i]), -22)) << name << "[" << i << "]";
+    if (name.find("_exps.weight") == std::string::npos) {
+      EXPECT_EQ(e.counts, std::vector<int64_t>{64}) << name;  // dense: every token once
+      continue;
+    }
+    ++stacks;
+    const GgufTensorInfo* s = (*f)->tensor(name + ".in_sum2");
+    const GgufTensorInfo* c = (*f)->tensor(name + ".counts");
+    ASSERT_TRUE(s && c) << name;
+    EXPECT_EQ(s->ne[1], moe.n_expert) << name;
+    EXPECT_EQ(c->ne[0], 1) << name;
+    EXPECT_EQ(c->ne[1], moe.n_expert) << name;
+    int64_t total = 0;
+    for (int64_t n : e.counts) total += n;
+    EXPECT_EQ(total, 64 * moe.n_expert_used) << name;
+  }
+  EXPECT_GT(stacks, 0);
 }
 
 // The fixture: llama-imatrix (llama.cpp 80fb11ac) on stories260K over tests/data/calibration_stories.txt,
