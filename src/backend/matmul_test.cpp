@@ -159,7 +159,7 @@ TEST(SimdGemm, EqualsVecDotBitForBit) {
         std::vector<float> expect(T * N);
         for (int64_t tok = 0; tok < T; ++tok)
           for (int64_t r = 0; r < N; ++r) t->vec_dot(K, &expect[tok * N + r], w.data() + r * wrb, x.data() + tok * xrb);
-        for (int64_t tokens : {1, 3, 17}) {
+        for (int64_t tokens : {1, 3, 6, 17}) {
           for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, N}, {3, N - 2}, {5, 6}}) {
             std::vector<float> y(T * N, -1.f);
             t->gemm(K, w.data(), wrb, r0, r1, x.data(), xrb, tokens, y.data(), N);

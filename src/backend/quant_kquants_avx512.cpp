@@ -9,10 +9,11 @@
 //   a_{i mod 2} = fma(float(S_i), d_i, a_{i mod 2});  Q4_K/Q5_K then  a_{i mod 2} -= float(M_i) * dm_i
 //   (fnmadd, one rounding);  result = a0 + a1
 // Two implementations of it:
-//  * row walk (T < 8, vec_dot; decode): one weight row at a time (sequential stream). A super-block is
-//    four 64-element registers in element order; vpdpbusd gives int32 lanes of 4 products, vpdpwssd
-//    multiplies them by the lane's scale (|lane| < 2^15) and accumulates; S and M are then reduced to
-//    scalars and the chains run in scalar fmas.
+//  * row walk (T < 8, vec_dot; decode): four weight rows at a time (two for 3-4 tokens), each a
+//    sequential stream. A super-block is four 64-element registers in element order; vpdpbusd gives
+//    int32 lanes of 4 products, vpdpwssd multiplies them by the lane's scale (|lane| < 2^15) and
+//    accumulates; S and M of the rows are reduced together (lane = row) and the chains run as 4-lane fmas,
+//    lane r being row r's scalar chain. The rows share the activation loads and the reductions.
 //  * lane = row (T >= 8; prefill): weights repacked per L2 panel so that, per 32-element sub-block,
 //    register q holds codes 4q..4q+3 of 16 rows; activation codes are broadcast 4 at a time, so one
 //    vpdpbusd does 16 rows x 4 products; per sub-block one vpmulld applies the 16 rows' scales.
@@ -35,15 +36,21 @@ namespace {
 constexpr int kQ8KBytes = 292, kQ8KQs = 4, kQ8KBsums = 260;
 constexpr int64_t kLaneRowMinT = 8;
 
-// 12 packed bytes -> int32 lanes [sc0..sc7, m0..m7] (6-bit values).
-inline __m512i unpack_k_scales(const uint8_t* q) {
-  const uint32_t u0 = ld_u32(q), u1 = ld_u32(q + 4), u2 = ld_u32(q + 8);
-  constexpr uint32_t k6 = 0x3f3f3f3f, k4 = 0x0f0f0f0f, k2 = 0x03030303;
-  const uint32_t sc_lo = u0 & k6, m_lo = u1 & k6;
-  const uint32_t sc_hi = (u2 & k4) | (((u0 >> 6) & k2) << 4);
-  const uint32_t m_hi = ((u2 >> 4) & k4) | (((u1 >> 6) & k2) << 4);
-  return _mm512_cvtepu8_epi32(_mm_set_epi32((int)m_hi, (int)m_lo, (int)sc_hi, (int)sc_lo));
+// Q4_K/Q5_K: the 12 packed scale bytes (at blk + 4) as 16 bytes [sc0..sc7, m0..m7] (6-bit values), in
+// vector registers: two byte shuffles place each value's low bits and its 2 high bits, then shifts, masks.
+inline __m128i unpack_k_scale_bytes(const uint8_t* q) {
+  const __m128i u = _mm_loadu_si128((const __m128i*)q);  // q[0..11] + 4 bytes of codes (unused)
+  // Low bits: sc0-3 = q0-3, sc4-7 = q8-11 & 15, m0-3 = q4-7, m4-7 = q8-11 >> 4.
+  __m128i a = _mm_shuffle_epi8(u, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+  a = _mm_mask_mov_epi8(a, 0xF000, _mm_srli_epi16(a, 4));
+  a = _mm_and_si128(a, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15));
+  // High bits of sc4-7 = q0-3 >> 6, of m4-7 = q4-7 >> 6, moved to bits 4..5.
+  const __m128i b = _mm_shuffle_epi8(u, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
+  return _mm_or_si128(a, _mm_and_si128(_mm_srli_epi16(b, 2), _mm_set1_epi8(0x30)));
 }
+
+// 12 packed bytes -> int32 lanes [sc0..sc7, m0..m7].
+inline __m512i unpack_k_scales(const uint8_t* q) { return _mm512_cvtepu8_epi32(unpack_k_scale_bytes(q)); }
 
 // Nibbles of 32 bytes: low nibbles in bytes 0..31, high nibbles in bytes 32..63.
 inline __m512i nibbles_32(const uint8_t* q) {
@@ -93,91 +100,154 @@ using FmtQ5 = FmtQ45<true>;
 
 // ================================================================ row walk
 
-// Scale of every int32 lane of register k (low 16 bits; high 16 bits 0, for vpdpwssd).
+// Scale of every int32 lane of register k (low 16 bits; high 16 bits 0, for vpdpwssd), and for
+// Q4_K/Q5_K the mins as int16 [m0, m0, m1, m1, ..., m7, m7] against the 16 bsums.
 template <class F>
 struct WalkScales {
-  __m512i lane[4];
-  __m256i mins;  // Q4_K/Q5_K: int16 [m0, m0, m1, m1, ..., m7, m7] against the 16 bsums
+  __m512i s;  // Q4_K/Q5_K: the scale bytes in every 128-bit lane; Q6_K: int32 lanes, scale & 0xFFFF
+  WalkScales() = default;
   explicit WalkScales(const uint8_t* blk) {
+    if constexpr (F::kSix)
+      s = _mm512_and_si512(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(blk + 192))),
+                           _mm512_set1_epi32(0xFFFF));
+    else
+      s = _mm512_broadcast_i32x4(unpack_k_scale_bytes(blk + 4));
+  }
+  template <int k>
+  __m512i lane() const {
     if constexpr (F::kSix) {
-      const __m512i s = _mm512_and_si512(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(blk + 192))),
-                                         _mm512_set1_epi32(0xFFFF));
-      for (int k = 0; k < 4; ++k) {
-        const __m512i idx = _mm512_setr_epi32(4 * k, 4 * k, 4 * k, 4 * k, 4 * k + 1, 4 * k + 1, 4 * k + 1, 4 * k + 1,
-                                              4 * k + 2, 4 * k + 2, 4 * k + 2, 4 * k + 2, 4 * k + 3, 4 * k + 3,
-                                              4 * k + 3, 4 * k + 3);
-        lane[k] = _mm512_permutexvar_epi32(idx, s);
-      }
-    } else {
-      const __m512i s = unpack_k_scales(blk + 4);
-      for (int k = 0; k < 4; ++k) {
-        const __m512i idx = _mm512_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k + 1,
-                                              2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1,
-                                              2 * k + 1);
-        lane[k] = _mm512_permutexvar_epi32(idx, s);
-      }
-      const __m512i min_idx = _mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
-      mins = _mm512_cvtepi32_epi16(_mm512_permutexvar_epi32(min_idx, s));
+      return _mm512_permutexvar_epi32(
+          _mm512_setr_epi32(4 * k, 4 * k, 4 * k, 4 * k, 4 * k + 1, 4 * k + 1, 4 * k + 1, 4 * k + 1, 4 * k + 2,
+                            4 * k + 2, 4 * k + 2, 4 * k + 2, 4 * k + 3, 4 * k + 3, 4 * k + 3, 4 * k + 3),
+          s);
+    } else {  // lanes 0-7: sc_2k, lanes 8-15: sc_2k+1 (byte, then three zero bytes)
+      constexpr char a = (char)(2 * k), b = (char)(2 * k + 1), z = -1;
+      return _mm512_shuffle_epi8(s, _mm512_set_epi8(z, z, z, b, z, z, z, b, z, z, z, b, z, z, z, b,  //
+                                                    z, z, z, b, z, z, z, b, z, z, z, b, z, z, z, b,  //
+                                                    z, z, z, a, z, z, z, a, z, z, z, a, z, z, z, a,  //
+                                                    z, z, z, a, z, z, z, a, z, z, z, a, z, z, z, a));
     }
+  }
+  __m256i mins() const {
+    constexpr char z = -1;
+    return _mm256_shuffle_epi8(_mm512_castsi512_si256(s),
+                               _mm256_setr_epi8(8, z, 8, z, 9, z, 9, z, 10, z, 10, z, 11, z, 11, z,  //
+                                                12, z, 12, z, 13, z, 13, z, 14, z, 14, z, 15, z, 15, z));
   }
 };
 
-// out[c * ldo] = dot(W row, column c) for C raw Q8_K columns (stride xrb).
-template <class F, int C>
-void walk_row(int64_t nsb, const uint8_t* row, const uint8_t* x, size_t xrb, float* out, int64_t ldo) {
+// Lane r (r < R) = sum of the int32 lanes of v[r]; lanes R..3 are 0.
+template <int R>
+inline __m128i lane_sums(const __m256i* v) {
+  const __m256i z = _mm256_setzero_si256();
+  const __m256i h01 = _mm256_hadd_epi32(v[0], R > 1 ? v[1] : z);
+  const __m256i h23 = R > 2 ? _mm256_hadd_epi32(v[2], R > 3 ? v[3] : z) : z;
+  const __m256i h = _mm256_hadd_epi32(h01, h23);  // [r0 r1 r2 r3 | r0 r1 r2 r3], partial sums
+  return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+// R weight rows w + r * step * wrb (r < R) x C raw Q8_K columns (stride xrb): out[c * ldo + r * step] =
+// dot(row r, column c). Every (row, column) pair follows the file's arithmetic contract exactly (lane r of
+// each float vector is that pair's scalar chain); rows share the activation loads and the reductions.
+template <class F, int R, int C>
+void walk_rows(int64_t nsb, const uint8_t* w, size_t wrb, int64_t step, const uint8_t* x, size_t xrb, float* out,
+               int64_t ldo) {
   __m128 acc[C][2];
   unroll<C>([&](auto c) { acc[c][0] = acc[c][1] = _mm_setzero_ps(); });
   for (int64_t i = 0; i < nsb; ++i) {
-    const uint8_t* wb = row + i * F::kBytes;
-    const WalkScales<F> sc(wb);
-    __m512i codes[4];
-    unroll<4>([&](auto k) { codes[k] = F::codes(wb, k); });
-    const float dw = f16_at(F::kSix ? wb + 208 : wb);
+    const uint8_t* wb[R];
+    unroll<R>([&](auto r) { wb[r] = w + r * step * wrb + i * F::kBytes; });
+    WalkScales<F> sc[R];
+    unroll<R>([&](auto r) { sc[r] = WalkScales<F>(wb[r]); });
+    __m512i isum[R][C];
+    unroll<R>([&](auto r) { unroll<C>([&](auto c) { isum[r][c] = _mm512_setzero_si512(); }); });
+    unroll<4>([&](auto k) {
+      __m512i xv[C], start[C];
+      unroll<C>([&](auto c) {
+        xv[c] = _mm512_loadu_si512(x + c * xrb + i * kQ8KBytes + kQ8KQs + 64 * k);
+        start[c] = _mm512_setzero_si512();
+        if constexpr (F::kSix)  // lanes start at -32 * sum4(x): the offset 32 removed exactly
+          start[c] = _mm512_sub_epi32(start[c], _mm512_dpbusd_epi32(start[c], _mm512_set1_epi8(32), xv[c]));
+      });
+      unroll<R>([&](auto r) {
+        const __m512i codes = F::codes(wb[r], k);
+        const __m512i lane = sc[r].template lane<k>();
+        unroll<C>([&](auto c) {
+          isum[r][c] = _mm512_dpwssd_epi32(isum[r][c], _mm512_dpbusd_epi32(start[c], codes, xv[c]), lane);
+        });
+      });
+    });
+    // Per row: d (and dmin) as f32, lane r (built in registers: a store + wider load would stall).
+    uint32_t h[4] = {0, 0, 0, 0};
+    unroll<R>([&](auto r) { h[r] = F::kSix ? ld_u16(wb[r] + 208) : ld_u32(wb[r]); });
+    const __m128i hv = _mm_setr_epi32((int)h[0], (int)h[1], (int)h[2], (int)h[3]);
+    __m128 dw, dmw = _mm_setzero_ps();
+    if constexpr (F::kSix) {
+      dw = _mm_cvtph_ps(_mm_packus_epi32(hv, hv));
+    } else {  // [d, dmin] pairs of the R rows
+      const __m256 q = _mm256_permutevar8x32_ps(_mm256_cvtph_ps(hv), _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+      dw = _mm256_castps256_ps128(q);
+      dmw = _mm256_extractf128_ps(q, 1);
+    }
+    const int chain = (int)(i & 1);
     unroll<C>([&](auto c) {
       const uint8_t* xb = x + c * xrb + i * kQ8KBytes;
-      __m512i isum = _mm512_setzero_si512();
-      unroll<4>([&](auto k) {
-        const __m512i xv = _mm512_loadu_si512(xb + kQ8KQs + 64 * k);
-        __m512i start = _mm512_setzero_si512();
-        if constexpr (F::kSix)  // lanes start at -32 * sum4(x): the offset 32 removed exactly
-          start = _mm512_sub_epi32(start, _mm512_dpbusd_epi32(start, _mm512_set1_epi8(32), xv));
-        isum = _mm512_dpwssd_epi32(isum, _mm512_dpbusd_epi32(start, codes[k], xv), sc.lane[k]);
+      __m256i s8[R], m8[R];
+      unroll<R>([&](auto r) {
+        s8[r] = _mm256_add_epi32(_mm512_castsi512_si256(isum[r][c]), _mm512_extracti64x4_epi64(isum[r][c], 1));
       });
-      const float d8 = ld_f32(xb);
-      const int chain = (int)(i & 1);
-      // S (lane 0) and M (lane 1) reduced together, then converted together (exact ints -> floats).
-      const __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(isum), _mm512_extracti64x4_epi64(isum, 1));
-      __m256i m8 = _mm256_setzero_si256();
-      if constexpr (!F::kSix)
-        m8 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i*)(xb + kQ8KBsums)), sc.mins);
-      __m256i h = _mm256_hadd_epi32(s8, m8);  // [s01 s23 m01 m23 | s45 s67 m45 m67]
-      h = _mm256_hadd_epi32(h, h);            // [S0 M0 S0 M0 | S1 M1 S1 M1]
-      const __m128 sm = _mm_cvtepi32_ps(_mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
-      acc[c][chain] = _mm_fmadd_ss(sm, _mm_set_ss(dw * d8), acc[c][chain]);
-      if constexpr (!F::kSix)
-        acc[c][chain] = _mm_fnmadd_ss(_mm_movehdup_ps(sm), _mm_set_ss(f16_at(wb + 2) * d8), acc[c][chain]);
+      const __m128 d8 = _mm_set1_ps(ld_f32(xb));
+      acc[c][chain] = _mm_fmadd_ps(_mm_cvtepi32_ps(lane_sums<R>(s8)), _mm_mul_ps(dw, d8), acc[c][chain]);
+      if constexpr (!F::kSix) {
+        const __m256i bsums = _mm256_loadu_si256((const __m256i*)(xb + kQ8KBsums));
+        unroll<R>([&](auto r) { m8[r] = _mm256_madd_epi16(bsums, sc[r].mins()); });
+        acc[c][chain] = _mm_fnmadd_ps(_mm_cvtepi32_ps(lane_sums<R>(m8)), _mm_mul_ps(dmw, d8), acc[c][chain]);
+      }
     });
   }
-  unroll<C>([&](auto c) { out[c * ldo] = _mm_cvtss_f32(_mm_add_ss(acc[c][0], acc[c][1])); });
+  unroll<C>([&](auto c) {
+    alignas(16) float v[4];
+    _mm_store_ps(v, _mm_add_ps(acc[c][0], acc[c][1]));
+    unroll<R>([&](auto r) { out[c * ldo + r * step] = v[r]; });
+  });
+}
+
+// Rows [r0, r1) x C columns. The range is cut into 4 slices of q rows and row j of every slice is done at
+// once (4 rows; as 2 + 2 for 3-4 columns, 4 x 4 would spill registers), so each slice is one sequential
+// stream. (4 adjacent rows at a time would be 4 short streams, each ending where the next begins: the
+// hardware prefetcher does not follow that, and cold-weight decode ran 1.5-2.5x slower.) Leftover rows
+// one at a time. All columns are done per row step, so rows are read from memory once for any T.
+template <class F, int C>
+void walk_columns(int64_t nsb, const uint8_t* w, size_t wrb, const uint8_t* x, size_t xrb,
+                  float* y, int64_t ldy, int64_t j, int64_t q) {
+  if (q == 0) {
+    walk_rows<F, 1, C>(nsb, w + j * wrb, wrb, 0, x, xrb, y + j, ldy);
+  } else if constexpr (C <= 2) {
+    walk_rows<F, 4, C>(nsb, w + j * wrb, wrb, q, x, xrb, y + j, ldy);
+  } else {
+    walk_rows<F, 2, C>(nsb, w + j * wrb, wrb, q, x, xrb, y + j, ldy);
+    walk_rows<F, 2, C>(nsb, w + (j + 2 * q) * wrb, wrb, q, x, xrb, y + j + 2 * q, ldy);
+  }
 }
 
 template <class F>
 void gemm_walk(int64_t n, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64_t r1, const uint8_t* x,
                size_t x_row_bytes, int64_t T, float* y, int64_t ldy) {
-  const int64_t nsb = n / 256;
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* row = w + r * w_row_bytes;
+  const int64_t nsb = n / 256, q = (r1 - r0) / 4;
+  auto row_step = [&](int64_t j, int64_t slice) {
     for (int64_t c0 = 0; c0 < T; c0 += 4) {
       const uint8_t* xc = x + c0 * x_row_bytes;
-      float* out = y + c0 * ldy + r;
+      float* out = y + c0 * ldy;
       switch (std::min<int64_t>(4, T - c0)) {
-        case 1: walk_row<F, 1>(nsb, row, xc, x_row_bytes, out, ldy); break;
-        case 2: walk_row<F, 2>(nsb, row, xc, x_row_bytes, out, ldy); break;
-        case 3: walk_row<F, 3>(nsb, row, xc, x_row_bytes, out, ldy); break;
-        default: walk_row<F, 4>(nsb, row, xc, x_row_bytes, out, ldy); break;
+        case 1: walk_columns<F, 1>(nsb, w, w_row_bytes, xc, x_row_bytes, out, ldy, j, slice); break;
+        case 2: walk_columns<F, 2>(nsb, w, w_row_bytes, xc, x_row_bytes, out, ldy, j, slice); break;
+        case 3: walk_columns<F, 3>(nsb, w, w_row_bytes, xc, x_row_bytes, out, ldy, j, slice); break;
+        default: walk_columns<F, 4>(nsb, w, w_row_bytes, xc, x_row_bytes, out, ldy, j, slice); break;
       }
     }
-  }
+  };
+  for (int64_t j = r0; j < r0 + q; ++j) row_step(j, q);
+  for (int64_t r = r0 + 4 * q; r < r1; ++r) row_step(r, 0);
 }
 
 // ================================================================ lane = row
@@ -421,13 +491,13 @@ void gemm_kquant(int64_t n, const void* w, size_t wrb, int64_t r0, int64_t r1, c
 }  // namespace
 
 void vec_dot_q4_K(int64_t n, float* s, const void* x, const void* y) {
-  walk_row<FmtQ4, 1>(n / 256, static_cast<const uint8_t*>(x), static_cast<const uint8_t*>(y), 0, s, 1);
+  walk_rows<FmtQ4, 1, 1>(n / 256, static_cast<const uint8_t*>(x), 0, 0, static_cast<const uint8_t*>(y), 0, s, 1);
 }
 void vec_dot_q5_K(int64_t n, float* s, const void* x, const void* y) {
-  walk_row<FmtQ5, 1>(n / 256, static_cast<const uint8_t*>(x), static_cast<const uint8_t*>(y), 0, s, 1);
+  walk_rows<FmtQ5, 1, 1>(n / 256, static_cast<const uint8_t*>(x), 0, 0, static_cast<const uint8_t*>(y), 0, s, 1);
 }
 void vec_dot_q6_K(int64_t n, float* s, const void* x, const void* y) {
-  walk_row<FmtQ6, 1>(n / 256, static_cast<const uint8_t*>(x), static_cast<const uint8_t*>(y), 0, s, 1);
+  walk_rows<FmtQ6, 1, 1>(n / 256, static_cast<const uint8_t*>(x), 0, 0, static_cast<const uint8_t*>(y), 0, s, 1);
 }
 
 void gemm_q4_K(int64_t n, const void* w, size_t wrb, int64_t r0, int64_t r1, const void* x, size_t xrb, int64_t T,
