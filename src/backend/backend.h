@@ -104,6 +104,11 @@ class Backend {
   virtual void matmul_multi(const MatmulJob* jobs, int64_t n) {
     for (int64_t i = 0; i < n; ++i) matmul(jobs[i].w, jobs[i].x, jobs[i].T, jobs[i].y);
   }
+  // Tells the backend that the caller multiplies W with the T rows of x [T, w.K] in a form that is not
+  // one matmul with W (absorbed MLA uses attn_kv_b's rows per head on attention outputs; llama.cpp and the
+  // textbook form multiply the whole of it with x = the normalized KV latent). Computes nothing; backends
+  // that collect activation statistics (ObservingBackend) record x for W, every other backend ignores it.
+  virtual void note_input(const WeightView& w, const float* x, int64_t T) {}
   // out[T, K] = W rows ids[t], dequantized.
   virtual void get_rows(const WeightView& w, const int32_t* ids, int64_t T, float* out) = 0;
   // y[t] = x[t] / sqrt(mean(x[t]^2) + eps) * w   (w may be null: no scale). x and y may alias.

@@ -22,7 +22,7 @@ const ActivationStats* ObservingBackend::find(const std::string& name) const {
   return it == stats_.end() ? nullptr : &it->second;
 }
 
-void ObservingBackend::observe(const WeightView& w, const float* x, int64_t T) {
+void ObservingBackend::observe(const WeightView& w, const float* x, int64_t T, bool noted) {
   // Last range whose begin <= w.data.
   auto it = std::upper_bound(tensors_.begin(), tensors_.end(), w.data,
                              [](const uint8_t* p, const ObservedTensor& t) { return p < t.begin; });
@@ -34,6 +34,11 @@ void ObservingBackend::observe(const WeightView& w, const float* x, int64_t T) {
   const size_t off = (size_t)(w.data - t.begin);
   if (off >= t.bytes || w.K != t.K) {
     ++unobserved_;
+    return;
+  }
+  if (noted) {
+    noted_.insert(t.name);
+  } else if (noted_.count(t.name)) {
     return;
   }
   ActivationStats& s = stats_[t.name];
@@ -52,6 +57,11 @@ void ObservingBackend::observe(const WeightView& w, const float* x, int64_t T) {
   }
   s.count[(size_t)slice] += T;
   ++s.n_calls;
+}
+
+void ObservingBackend::note_input(const WeightView& w, const float* x, int64_t T) {
+  observe(w, x, T, /*noted=*/true);
+  inner_->note_input(w, x, T);
 }
 
 void ObservingBackend::matmul(const WeightView& w, const float* x, int64_t T, float* y) {

@@ -27,6 +27,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,9 @@ class ObservingBackend final : public Backend {
   const char* name() const override { return inner_->name(); }
   void matmul(const WeightView& w, const float* x, int64_t T, float* y) override;
   void matmul_multi(const MatmulJob* jobs, int64_t n) override;
+  // Records x for W's tensor; from then on matmuls with views into that tensor are not recorded (the
+  // caller multiplies it in another form and note_input describes the textbook one).
+  void note_input(const WeightView& w, const float* x, int64_t T) override;
   void get_rows(const WeightView& w, const int32_t* ids, int64_t T, float* out) override;
   void rms_norm(const float* x, const float* w, int64_t T, int64_t D, float eps, float* y) override;
   void rope(float* x, int64_t row_stride, const int32_t* pos, int64_t T, int64_t H, int64_t Dh,
@@ -86,11 +90,12 @@ class ObservingBackend final : public Backend {
   int64_t unobserved_calls() const { return unobserved_; }
 
  private:
-  void observe(const WeightView& w, const float* x, int64_t T);
+  void observe(const WeightView& w, const float* x, int64_t T, bool noted = false);
 
   Backend* inner_;
   std::vector<ObservedTensor> tensors_;  // sorted by begin
   std::map<std::string, ActivationStats> stats_;
+  std::set<std::string> noted_;  // tensors observed through note_input only
   int64_t unobserved_ = 0;
 };
 

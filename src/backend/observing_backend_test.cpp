@@ -53,6 +53,27 @@ TEST(ObservingBackend, ForwardsAndCollectsPerColumnSquares) {
   EXPECT_EQ(obs.stats().size(), 1u);
 }
 
+// note_input records x for the whole tensor; matmuls with views into a noted tensor (the per-head rows
+// absorbed MLA multiplies) are then computed but not recorded.
+TEST(ObservingBackend, NotedInputReplacesMatmulsWithTheSameTensor) {
+  const int64_t K = 4, N = 6, T = 2;
+  std::vector<float> w((size_t)(K * N), 0.25f), x = {1, 2, 3, 4, -1, 0, 1, 2}, y((size_t)(T * N));
+  auto ref = make_ref_backend();
+  ObservingBackend obs(ref.get(), {{"blk.0.attn_kv_b.weight", reinterpret_cast<const uint8_t*>(w.data()),
+                                    w.size() * sizeof(float), K, 1}});
+  obs.note_input(f32_view(w, K, N), x.data(), T);
+  WeightView rows = f32_view(w, K, 2);  // rows 2..3, as W_vb of one head
+  rows.data += 2 * rows.row_bytes;
+  obs.matmul(rows, x.data(), 1, y.data());
+  EXPECT_FLOAT_EQ(y[0], 0.25f * (1 + 2 + 3 + 4));  // still computed
+  const ActivationStats* s = obs.find("blk.0.attn_kv_b.weight");
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->count[0], T);
+  EXPECT_EQ(s->n_calls, 1);
+  EXPECT_DOUBLE_EQ(s->sum_sq[0], 1.0 + 1.0);
+  EXPECT_DOUBLE_EQ(s->sum_sq[3], 16.0 + 4.0);
+}
+
 TEST(ObservingBackend, ThreeDStackKeepsSlicesApart) {
   const int64_t K = 4, N = 2, E = 3;
   std::vector<float> w((size_t)(K * N * E), 0.5f);

@@ -35,6 +35,7 @@ class ProfilingBackend final : public Backend {
   const char* name() const override { return inner_->name(); }
   void matmul(const WeightView& w, const float* x, int64_t T, float* y) override;
   void matmul_multi(const MatmulJob* jobs, int64_t n) override;
+  void note_input(const WeightView& w, const float* x, int64_t T) override { inner_->note_input(w, x, T); }
   void get_rows(const WeightView& w, const int32_t* ids, int64_t T, float* out) override;
   void rms_norm(const float* x, const float* w, int64_t T, int64_t D, float eps, float* y) override;
   void rope(float* x, int64_t row_stride, const int32_t* pos, int64_t T, int64_t H, int64_t Dh,

@@ -258,6 +258,41 @@ TEST(ImatrixGguf, MoeRunWritesPerExpertCounts) {
   EXPECT_GT(stacks, 0);
 }
 
+// frugal's compute_imatrix over tests/data/calibration_stories.txt in chunks of 64 tokens (as the fixtures
+// were made) against a llama-imatrix fixture: same entries, same counts, means within rel_tol.
+void expect_fixture_matches_our_run(const std::string& model_path, const Imatrix& fixture, double rel_tol) {
+  auto model = Model::load(model_path);
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  auto tok = Tokenizer::from_gguf((*model)->gguf());
+  ASSERT_TRUE(tok.ok()) << tok.status().message();
+  std::ifstream in(std::string(FRUGAL_SOURCE_DIR) + "/tests/data/calibration_stories.txt", std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::vector<int32_t> tokens = (*tok)->encode(text, true, false);
+  ImatrixRunOptions o;
+  o.n_ctx = 64;
+  o.n_batch = 64;
+  o.bos = (*tok)->add_bos() ? (*tok)->bos() : -1;
+  auto backend = make_ref_backend();
+  auto ours = compute_imatrix(**model, *backend, tokens, o);
+  ASSERT_TRUE(ours.ok()) << ours.status().message();
+  EXPECT_EQ(ours->chunks, fixture.chunks);
+  double worst = 0;
+  std::string worst_at;
+  for (const auto& [name, fe] : fixture.entries) {
+    const ImatrixEntry* oe = ours->find(name);
+    ASSERT_NE(oe, nullptr) << name;
+    EXPECT_EQ(oe->counts, fe.counts) << name;  // same tokens, same chunking
+    ASSERT_EQ(oe->values.size(), fe.values.size()) << name;
+    for (size_t i = 0; i < fe.values.size(); ++i) {
+      const double rel = std::fabs((double)oe->values[i] - fe.values[i]) / std::max(1e-6, (double)std::fabs(fe.values[i]));
+      if (rel > worst) worst = rel, worst_at = name + "[" + std::to_string(i) + "]";
+    }
+  }
+  std::printf("  frugal vs llama-imatrix (%s): worst relative difference of the means %.3g at %s\n",
+              model_path.c_str(), worst, worst_at.c_str());
+  EXPECT_LE(worst, rel_tol) << worst_at;
+}
+
 // The fixture: llama-imatrix (llama.cpp 80fb11ac) on stories260K over tests/data/calibration_stories.txt,
 // -c 64 -b 64 (12 chunks of 64 tokens, one sequence per batch), with an f32 KV cache and flash attention off
 // (frugal's compute_imatrix keeps K/V in f32; llama.cpp's default f16 cache / flash attention round attention
@@ -272,42 +307,25 @@ TEST(ImatrixGguf, LlamaCppFixtureMatchesOurRun) {
   EXPECT_EQ(fixture->dataset, "calibration_stories.txt");
   EXPECT_EQ(fixture->entries.size(), 35u);  // 5 layers x 7 matmul weights (llama-imatrix skips output.weight)
 
-  auto model = Model::load(kShared + "/models/stories260K.gguf");
-  ASSERT_TRUE(model.ok()) << model.status().message();
-  auto tok = Tokenizer::from_gguf((*model)->gguf());
-  ASSERT_TRUE(tok.ok()) << tok.status().message();
-  std::ifstream in(std::string(FRUGAL_SOURCE_DIR) + "/tests/data/calibration_stories.txt", std::ios::binary);
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const std::vector<int32_t> tokens = (*tok)->encode(text, true, false);
-  ImatrixRunOptions o;
-  o.n_ctx = 64;
-  o.n_batch = 64;
-  o.bos = (*tok)->add_bos() ? (*tok)->bos() : -1;
-  auto backend = make_ref_backend();
-  auto ours = compute_imatrix(**model, *backend, tokens, o);
-  ASSERT_TRUE(ours.ok()) << ours.status().message();
-  EXPECT_EQ(ours->chunks, 12);
-
   // Measured worst relative difference 1.84e-6 (blk.0.attn_k input, the RMS-normed embedding; every tensor
   // 0.9e-6 .. 1.8e-6). llama-imatrix adds up the 768 squares per column in f32 (we use double): a random-walk
   // rounding error of ~sqrt(768) * 2^-24 = 1.7e-6, which is what we see (worst case 768 * 2^-24 = 4.6e-5).
   // 1e-5 leaves 5x headroom and still fails on a real difference such as the f16 KV cache above (1.4e-3).
-  constexpr double kRelTol = 1e-5;
-  double worst = 0;
-  std::string worst_at;
-  for (const auto& [name, fe] : fixture->entries) {
-    const ImatrixEntry* oe = ours->find(name);
-    ASSERT_NE(oe, nullptr) << name;
-    EXPECT_EQ(oe->counts, fe.counts) << name;  // 12 x 64 rows: same tokens, same chunking
-    ASSERT_EQ(oe->values.size(), fe.values.size()) << name;
-    for (size_t i = 0; i < fe.values.size(); ++i) {
-      const double rel = std::fabs((double)oe->values[i] - fe.values[i]) / std::max(1e-6, (double)std::fabs(fe.values[i]));
-      if (rel > worst) worst = rel, worst_at = name + "[" + std::to_string(i) + "]";
-    }
-  }
-  std::printf("  frugal vs llama-imatrix: worst relative difference of the means %.3g at %s\n", worst,
-              worst_at.c_str());
-  EXPECT_LE(worst, kRelTol) << worst_at;
+  expect_fixture_matches_our_run(kShared + "/models/stories260K.gguf", *fixture, 1e-5);
+}
+
+// The same for a DeepSeek-V3-shaped MLA model in the older attn_kv_b form (golden deepseek2-v3-F32):
+// frugal runs MLA absorbed (attn_kv_b's rows per head on attention outputs), llama.cpp multiplies attn_kv_b
+// with the normalized KV latent; Backend::note_input makes our statistics the latter's (before it, the
+// attn_kv_b means differed by up to 92% and its counts were n_head x tokens). Fixture made like the one
+// above (tests/data/llamacpp-imatrix/README.md).
+TEST(ImatrixGguf, LlamaCppFixtureMatchesOurRunOnMlaKvB) {
+  auto fixture = read_imatrix(kFixtureDir + "deepseek2-v3-c64.imatrix.gguf");
+  ASSERT_TRUE(fixture.ok()) << fixture.status().message();
+  int kv_b = 0;
+  for (const auto& [name, e] : fixture->entries) kv_b += name.find("attn_kv_b") != std::string::npos;
+  EXPECT_GT(kv_b, 0);
+  expect_fixture_matches_our_run(kShared + "/golden/deepseek2-v3-F32.gguf", *fixture, 1e-5);
 }
 
 }  // namespace

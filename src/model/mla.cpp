@@ -69,6 +69,7 @@ Status load_mla(WeightLoader& L, const GgufFile& f, const ModelConfig& c, int64_
     return Status::Ok();
   }
   FRUGAL_ASSIGN_OR_RETURN(WeightView kvb, L.matrix(blk(layer, "attn_kv_b.weight"), Lr, H * (m.qk_nope + vh)));
+  w->kv_b = kvb;
   derive_k_b(kvb, m, H, &w->k_b_owned);
   for (int64_t h = 0; h < H; ++h) {
     WeightView& kb = w->k_b[(size_t)h];
@@ -113,6 +114,9 @@ void mla_attention(Backend& be, const ModelConfig& c, const MlaWeights& w, KvCac
   const int64_t T = b.T, H = c.n_head, hk = m.qk_nope + m.qk_rope, Lr = m.kv_lora_rank, kvw = Lr + m.qk_rope;
   const int64_t vh = m.v_head;
   mla_qkv(be, c, w, b.pos, T, a, ws, /*rope_k=*/false);
+  // attn_kv_b (older files) multiplies the normalized latent c_kv in the textbook form; here its rows are
+  // used per head instead (W_kb derived, W_vb on ol_h), so tell an observing backend what the input is.
+  if (!w.split_form) be.note_input(w.kv_b, ws.c.data(), T);
   // rope k_pe and write [c_kv | k_pe] into the latent cache rows in one pass (= rope + KvCache::store)
   be.rope_kv_write(ws.kv.data(), kvw, nullptr, 0, b.pos, b.slots, T, Lr, 1, m.qk_rope, c.rope,
                    kv.write_target(layer));

@@ -36,6 +36,7 @@ struct MlaWeights {
   std::vector<WeightView> v_b;       // [H] views {L, v_head}: v_head rows of L (W_vb,h)
   WeightView wo;                     // {H*v_head, D}
   std::vector<float> k_b_owned;      // [H, L, nope] f32, when derived from attn_kv_b
+  WeightView kv_b;                   // {L, H*(nope+v_head)}, the file's attn_kv_b (unset in split form)
   bool split_form = false;           // the file had attn_k_b/attn_v_b
 };
 
