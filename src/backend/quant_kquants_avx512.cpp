@@ -348,7 +348,7 @@ void lr_tile(int64_t nsb, const uint8_t* wg, const uint8_t* x, size_t xrb, const
     for (int s = 0; s < 8; ++s) {
       __m512i wq[8];
       unroll<8>([&](auto q) { wq[q] = _mm512_load_si512(p + (8 * s + q) * 64); });
-      unroll<C>([&](auto c) {
+      unroll<C>([&](auto c) __attribute__((always_inline)) {
         const uint8_t* xq = x + c * xrb + i * kQ8KBytes + kQ8KQs + 32 * s;
         if constexpr (F::kSix) {  // two 16-element groups, each starting at -32 * its bsum
           const int32_t* ax = aux + (c * nsb + i) * 16;
@@ -366,7 +366,7 @@ void lr_tile(int64_t nsb, const uint8_t* wg, const uint8_t* x, size_t xrb, const
         }
       });
     }
-    unroll<C>([&](auto c) {
+    unroll<C>([&](auto c) __attribute__((always_inline)) {
       const __m512 d8 = _mm512_set1_ps(ld_f32(x + c * xrb + i * kQ8KBytes));
       acc[c][chain] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), _mm512_mul_ps(_mm512_load_ps(p + P::kD), d8),
                                       acc[c][chain]);
