@@ -24,10 +24,7 @@ Status imatrix(const ImatrixArgs& a) {
   if (!a.format.empty()) {
     FRUGAL_ASSIGN_OR_RETURN(format, parse_imatrix_format(a.format));
   }
-  const std::string gguf_ext = ".gguf";
-  const bool ends_gguf = a.output.size() >= gguf_ext.size() &&
-                         a.output.compare(a.output.size() - gguf_ext.size(), gguf_ext.size(), gguf_ext) == 0;
-  if (format == ImatrixFormat::kGguf && a.format.empty() && !ends_gguf)
+  if (format == ImatrixFormat::kGguf && a.format.empty() && !a.output.ends_with(".gguf"))
     std::fprintf(stderr, "frugal imatrix: note: writing GGUF to '%s' (name it .dat or pass --output-format dat "
                  "for the legacy format)\n", a.output.c_str());
   FRUGAL_ASSIGN_OR_RETURN(std::string text, read_text_file(a.file));

@@ -19,7 +19,7 @@ constexpr char kCountSuffix[] = ".counts";
 constexpr size_t kMaxGgufName = 63;  // GGUF tensor names are shorter than 64 bytes
 
 bool strip_suffix(std::string* s, const std::string& suffix) {
-  if (s->size() <= suffix.size() || s->compare(s->size() - suffix.size(), suffix.size(), suffix) != 0) return false;
+  if (s->size() <= suffix.size() || !s->ends_with(suffix)) return false;
   s->resize(s->size() - suffix.size());
   return true;
 }
@@ -188,9 +188,7 @@ StatusOr<Imatrix> read_imatrix(const std::string& path) {
 }
 
 ImatrixFormat imatrix_format_for_path(const std::string& path) {
-  const std::string ext = ".dat";
-  const bool dat = path.size() >= ext.size() && path.compare(path.size() - ext.size(), ext.size(), ext) == 0;
-  return dat ? ImatrixFormat::kDat : ImatrixFormat::kGguf;
+  return path.ends_with(".dat") ? ImatrixFormat::kDat : ImatrixFormat::kGguf;
 }
 
 StatusOr<ImatrixFormat> parse_imatrix_format(const std::string& s) {
