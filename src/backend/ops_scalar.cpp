@@ -1,23 +1,50 @@
 #include "backend/ops_scalar.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "base/half.h"
 
 namespace frugal::ops {
 
+double sum_squares_finish(double* lanes, const float* x, int64_t i0, int64_t D) {
+  for (int64_t i = i0; i < D; ++i) lanes[i % kSumLanes] += (double)x[i] * (double)x[i];
+  for (int k = kSumLanes / 2; k >= 1; k /= 2)
+    for (int j = 0; j < k; ++j) lanes[j] += lanes[j + k];
+  return lanes[0];
+}
+
+float rms_scale(double sum_sq, int64_t D, float eps) {
+  const float mean = (float)(sum_sq / (double)D);
+  return 1.0f / std::sqrt(mean + eps);
+}
+
 void rms_norm_row(const float* x, const float* w, int64_t D, float eps, float* y) {
-  double sum = 0.0;
-  for (int64_t i = 0; i < D; ++i) sum += (double)x[i] * (double)x[i];
-  const float mean = (float)(sum / (double)D);
-  const float scale = 1.0f / std::sqrt(mean + eps);
+  double lanes[kSumLanes] = {0};
+  const float scale = rms_scale(sum_squares_finish(lanes, x, 0, D), D, eps);
   if (w) {
     for (int64_t i = 0; i < D; ++i) y[i] = (x[i] * scale) * w[i];
   } else {
     for (int64_t i = 0; i < D; ++i) y[i] = x[i] * scale;
   }
+}
+
+float silu(float x) {
+  // e^a for a = -x clamped as maxps / minps do it (a NaN becomes kExpMin; x keeps the NaN).
+  float a = -x;
+  a = a > kExpMin ? a : kExpMin;
+  a = a < kExpMax ? a : kExpMax;
+  const float n = std::nearbyint(a * kLog2e);
+  float r = std::fma(-n, kLn2Hi, a);
+  r = std::fma(-n, kLn2Lo, r);
+  float p = kExpC[0];
+  for (int i = 1; i < 8; ++i) p = std::fma(p, r, kExpC[i]);
+  const float two_n = std::bit_cast<float>((uint32_t)((int32_t)n + 127) << 23);
+  const float den = -x > kExpMax ? std::numeric_limits<float>::infinity() : std::fma(p, two_n, 1.0f);
+  return x / den;
 }
 
 namespace {
@@ -126,10 +153,7 @@ void attention_head(const float* q, const KvView& kv, int64_t g, int64_t n_visib
 }
 
 void silu_mul(float* g, const float* u, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float x = g[i];
-    g[i] = x / (1.0f + std::exp(-x)) * u[i];
-  }
+  for (int64_t i = 0; i < n; ++i) g[i] = silu(g[i]) * u[i];
 }
 
 }  // namespace frugal::ops
