@@ -29,7 +29,8 @@ struct QuantTraits;
 //
 // Repacked weights (QuantTraits::repack; on AVX-512: Q4_0, Q8_0, IQ4_NL in their own size, Q5_0 1.5x, Q4_K,
 // Q5_K, Q6_K about 2.2x their size): built in parallel on a weight's first matmul with T >=
-// repack_min_T (decode with T = 1 reads the raw rows) and kept until the scratch dies, keyed by the
+// repack_min_T (decode with T = 1 reads the raw rows) into huge-page memory and kept until the scratch
+// dies, keyed by the
 // weight's data pointer and checked against its type, shape and a fingerprint of sampled bytes. Contract: weights seen by this scratch are
 // not modified in place while it lives (a new weight at a recycled address is recognized by shape or
 // fingerprint). The results do not depend on whether a weight is repacked (same bits).

@@ -82,11 +82,18 @@ template <class F>
 void repack(int64_t n, const void* w, size_t w_row_bytes, int64_t N, int64_t g0, int64_t g1, void* dst) {
   const int64_t nb = n / 32;
   const size_t gb = group_bytes<F>(n);
+  const size_t used = (size_t)nb * (F::kCodeBytes + kMaskBytes<F> + 32);
   for (int64_t g = g0; g < g1; ++g) {
     uint8_t* codes = static_cast<uint8_t*>(dst) + (size_t)(g - g0) * gb;
     uint8_t* masks = codes + nb * F::kCodeBytes;
     uint8_t* scales = masks + nb * kMaskBytes<F>;
-    std::memset(codes, 0, gb);
+    // Every byte of a row below N is stored below; zeros for the rest (rows past N, the masks that are
+    // or-ed, the padding).
+    if (F::kHigh || (g + 1) * kG > N) {
+      std::memset(codes, 0, gb);
+    } else {
+      std::memset(codes + used, 0, gb - used);
+    }
     for (int j = 0; j < kG; ++j) {
       const int64_t r = g * kG + j;
       if (r >= N) break;
@@ -94,15 +101,36 @@ void repack(int64_t n, const void* w, size_t w_row_bytes, int64_t N, int64_t g0,
       for (int64_t b = 0; b < nb; ++b) {
         const uint8_t* blk = row + b * F::kBlockBytes;
         uint8_t* cb = codes + b * F::kCodeBytes;
-        for (int e = 0; e < 32; ++e) {
-          const int q = e / 4, i = e % 4;
-          const uint8_t c = F::code(blk, e);
-          if constexpr (F::kNibbles) {
-            cb[64 * (q / 2) + 4 * j + i] |= (uint8_t)(q % 2 ? c << 4 : c);
-          } else {
-            cb[64 * q + 4 * j + i] = c;
+        if constexpr (F::kNibbles && F::kBlockBytes == 18) {  // Q4_0, IQ4_NL: codes = the nibbles of qs
+          // register h, byte 4j+i = code 8h+i | code 8h+4+i << 4; codes 0..15 are the low nibbles of
+          // qs[0..15], codes 16..31 the high ones: h = 0, 1 from the low nibbles of qs bytes 8h..8h+7, h = 2,
+          // 3 from the high nibbles of qs bytes 8(h-2)..8(h-2)+7.
+          for (int half = 0; half < 2; ++half) {
+            uint64_t x;
+            std::memcpy(&x, blk + 2 + 8 * half, 8);
+            const uint32_t lo = (uint32_t)x, hi = (uint32_t)(x >> 32);
+            const uint32_t low_nibbles = (lo & 0x0F0F0F0Fu) | (hi & 0x0F0F0F0Fu) << 4;
+            const uint32_t high_nibbles = (lo >> 4 & 0x0F0F0F0Fu) | (hi & 0xF0F0F0F0u);
+            std::memcpy(cb + 64 * half + 4 * j, &low_nibbles, 4);
+            std::memcpy(cb + 64 * (2 + half) + 4 * j, &high_nibbles, 4);
           }
-          if constexpr (F::kHigh) {
+          std::memcpy(scales + b * 32 + 2 * j, blk, 2);
+          continue;
+        }
+        uint8_t c[32];
+        for (int e = 0; e < 32; ++e) c[e] = F::code(blk, e);
+        if constexpr (F::kNibbles) {  // register h, byte 4j+i = code 8h+i | code 8h+4+i << 4
+          for (int h = 0; h < 4; ++h) {
+            uint8_t v[4];
+            for (int i = 0; i < 4; ++i) v[i] = (uint8_t)(c[8 * h + i] | c[8 * h + 4 + i] << 4);
+            std::memcpy(cb + 64 * h + 4 * j, v, 4);
+          }
+        } else {  // register q, lane j = codes 4q..4q+3
+          for (int q = 0; q < 8; ++q) std::memcpy(cb + 64 * q + 4 * j, c + 4 * q, 4);
+        }
+        if constexpr (F::kHigh) {
+          for (int e = 0; e < 32; ++e) {
+            const int q = e / 4, i = e % 4;
             if (F::high(blk, e)) masks[b * 64 + 8 * q + (4 * j + i) / 8] |= (uint8_t)(1u << ((4 * j + i) % 8));
           }
         }
