@@ -59,6 +59,28 @@ TEST(ImatrixCli, WritesGgufByDefaultAndDatByNameOrFlag) {
   }
 }
 
+// --in-file: llama-imatrix's GGUF file plus ours (.dat and GGUF) merged; nothing to do is an error.
+TEST(ImatrixCli, InFilesAreMerged) {
+  const std::string dir = cli_scratch_dir();
+  const std::string ours = dir + "/ours.dat", merged = dir + "/merged.gguf", again = dir + "/again.gguf";
+  ASSERT_EQ(imatrix(ours).rc, 0);
+  CliResult r = run_frugal("imatrix --in-file " + q(kLlamaImatrix) + " --in-file " + q(ours) + " -o " + q(merged));
+  ASSERT_EQ(r.rc, 0) << r.all();
+  EXPECT_TRUE(contains(r.out, "(GGUF, 36 tensors, 24 chunks of 64 tokens, 2 input file(s) merged)")) << r.out;
+  // The same merge plus new text in one call: three sources, 36 chunks.
+  r = imatrix(again, "--in-file " + q(merged));
+  ASSERT_EQ(r.rc, 0) << r.all();
+  EXPECT_TRUE(contains(r.out, "(GGUF, 36 tensors, 36 chunks of 64 tokens, 1 input file(s) merged)")) << r.out;
+  r = run_frugal("quantize -q -t 1 --imatrix " + q(again) + " " + q(kStories) + " " + q(dir + "/q.gguf") + " Q4_0");
+  ASSERT_EQ(r.rc, 0) << r.all();
+  r = run_frugal("imatrix -o " + q(dir + "/none.gguf"));
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_TRUE(contains(r.err, "nothing to do")) << r.err;
+  r = run_frugal("imatrix -m " + q(kStories) + " -o " + q(dir + "/none.gguf"));
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_TRUE(contains(r.err, "-m and -f go together")) << r.err;
+}
+
 TEST(ImatrixCli, MalformedImatrixIsAnErrorNamingTheFile) {
   const std::string dir = cli_scratch_dir();
   // A model file passed as the imatrix (GGUF, but not an imatrix).

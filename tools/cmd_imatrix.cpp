@@ -1,8 +1,11 @@
 // frugal imatrix: collect an importance matrix (mean x^2 per weight input column) over calibration text,
-// written in one of llama.cpp's two formats (usable by `frugal quantize --imatrix` and llama-quantize): GGUF
-// (llama-imatrix's default) unless the output name ends in ".dat" or --output-format says otherwise.
+// and/or combine existing ones (--in-file, as llama-imatrix), written in one of llama.cpp's two formats
+// (usable by `frugal quantize --imatrix` and llama-quantize): GGUF (llama-imatrix's default) unless the
+// output name ends in ".dat" or --output-format says otherwise.
 #include <cstdio>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "cli_common.h"
 #include "compress/imatrix_run.h"
@@ -15,18 +18,13 @@ namespace {
 
 struct ImatrixArgs {
   std::string model, file, output = "imatrix.gguf", format, isa = "auto";
+  std::vector<std::string> in_files;
   int64_t n_ctx = 512, n_chunks = -1, n_batch = 512;
   int threads = 0;
 };
 
-Status imatrix(const ImatrixArgs& a) {
-  ImatrixFormat format = imatrix_format_for_path(a.output);
-  if (!a.format.empty()) {
-    FRUGAL_ASSIGN_OR_RETURN(format, parse_imatrix_format(a.format));
-  }
-  if (format == ImatrixFormat::kGguf && a.format.empty() && !a.output.ends_with(".gguf"))
-    std::fprintf(stderr, "frugal imatrix: note: writing GGUF to '%s' (name it .dat or pass --output-format dat "
-                 "for the legacy format)\n", a.output.c_str());
+// The statistics of the calibration text -f over the model -m.
+StatusOr<Imatrix> collect(const ImatrixArgs& a) {
   FRUGAL_ASSIGN_OR_RETURN(std::string text, read_text_file(a.file));
   FRUGAL_ASSIGN_OR_RETURN(Runtime rt, make_runtime(a.threads, a.isa));
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::load(a.model));
@@ -44,10 +42,36 @@ Status imatrix(const ImatrixArgs& a) {
   };
   std::fprintf(stderr, "frugal imatrix: %s, %zu tokens, chunks of %lld\n", a.file.c_str(), tokens.size(),
                (long long)a.n_ctx);
-  FRUGAL_ASSIGN_OR_RETURN(Imatrix m, compute_imatrix(*model, *rt.backend, tokens, o));
+  return compute_imatrix(*model, *rt.backend, tokens, o);
+}
+
+Status imatrix(const ImatrixArgs& a) {
+  if (a.file.empty() != a.model.empty()) return invalid_argument("-m and -f go together (a model and its calibration text)");
+  if (a.file.empty() && a.in_files.empty())
+    return invalid_argument("nothing to do: give calibration text (-m MODEL -f FILE) and/or --in-file IMATRIX");
+  ImatrixFormat format = imatrix_format_for_path(a.output);
+  if (!a.format.empty()) {
+    FRUGAL_ASSIGN_OR_RETURN(format, parse_imatrix_format(a.format));
+  }
+  if (format == ImatrixFormat::kGguf && a.format.empty() && !a.output.ends_with(".gguf"))
+    std::fprintf(stderr, "frugal imatrix: note: writing GGUF to '%s' (name it .dat or pass --output-format dat "
+                 "for the legacy format)\n", a.output.c_str());
+  Imatrix m;
+  for (const std::string& in : a.in_files) {
+    FRUGAL_ASSIGN_OR_RETURN(Imatrix part, read_imatrix(in));
+    std::fprintf(stderr, "frugal imatrix: %s: %zu tensors, %d chunks\n", in.c_str(), part.entries.size(), part.chunks);
+    FRUGAL_RETURN_IF_ERROR(merge_imatrix(&m, part, in));
+  }
+  if (!a.file.empty()) {
+    FRUGAL_ASSIGN_OR_RETURN(Imatrix collected, collect(a));
+    FRUGAL_RETURN_IF_ERROR(merge_imatrix(&m, collected, a.file));
+  }
   FRUGAL_RETURN_IF_ERROR(write_imatrix(m, a.output, format));
-  std::printf("frugal imatrix: wrote %s (%s, %zu tensors, %d chunks of %lld tokens)\n", a.output.c_str(),
-              format == ImatrixFormat::kDat ? "imatrix.dat" : "GGUF", m.entries.size(), m.chunks, (long long)a.n_ctx);
+  const std::string of = m.chunk_size > 0 ? " of " + std::to_string(m.chunk_size) + " tokens" : "";
+  const std::string merged = a.in_files.empty() ? "" : ", " + std::to_string(a.in_files.size()) + " input file(s) merged";
+  std::printf("frugal imatrix: wrote %s (%s, %zu tensors, %d chunks%s%s)\n", a.output.c_str(),
+              format == ImatrixFormat::kDat ? "imatrix.dat" : "GGUF", m.entries.size(), m.chunks, of.c_str(),
+              merged.c_str());
   return Status::Ok();
 }
 
@@ -59,10 +83,13 @@ Command add_imatrix_command(CLI::App& root) {
       "imatrix",
       "Collect an importance matrix (activation statistics per weight column) over calibration text, in "
       "llama.cpp's GGUF imatrix format (default, as llama-imatrix) or its legacy imatrix.dat (an output name "
-      "ending in .dat, or --output-format dat).\n"
-      "  frugal imatrix -m model-f16.gguf -f calibration.txt -o imatrix.gguf");
-  app->add_option("-m,--model", a->model, "model .gguf")->required();
-  app->add_option("-f,--file", a->file, "calibration text file")->required();
+      "ending in .dat, or --output-format dat). --in-file adds existing imatrix files (either format; means "
+      "weighted by the activation rows behind them, as llama-imatrix --in-file), with or without new text.\n"
+      "  frugal imatrix -m model-f16.gguf -f calibration.txt -o imatrix.gguf\n"
+      "  frugal imatrix --in-file code.gguf --in-file chat.gguf -o combined.gguf");
+  app->add_option("-m,--model", a->model, "model .gguf (with -f)");
+  app->add_option("-f,--file", a->file, "calibration text file (with -m)");
+  app->add_option("--in-file", a->in_files, "imatrix file to add (GGUF or .dat; repeatable)")->check(CLI::ExistingFile);
   app->add_option("-o,--output", a->output, "output file: GGUF, or imatrix.dat if the name ends in .dat")
       ->capture_default_str();
   app->add_option("--output-format", a->format, "gguf or dat (default: dat for a name ending in .dat, else gguf)")

@@ -35,8 +35,10 @@ Status quantize(const QuantizeArgs& a) {
   if (!a.imatrix.empty()) {
     FRUGAL_ASSIGN_OR_RETURN(im, read_imatrix(a.imatrix));
     o.imatrix = &im;
-    std::fprintf(stderr, "frugal quantize: imatrix %s: %zu entries, %d chunks%s%s\n", a.imatrix.c_str(),
-                 im.entries.size(), im.chunks, im.dataset.empty() ? "" : ", dataset ", im.dataset.c_str());
+    std::string datasets;
+    for (const std::string& d : im.datasets) datasets += (datasets.empty() ? ", dataset " : ", ") + d;
+    std::fprintf(stderr, "frugal quantize: imatrix %s: %zu entries, %d chunks%s\n", a.imatrix.c_str(),
+                 im.entries.size(), im.chunks, datasets.c_str());
   }
   std::fprintf(stderr, "frugal quantize: %s -> %s as %s%s, %d threads\n", a.input.c_str(), a.output.c_str(),
                a.type.c_str(), a.pure ? " (pure)" : "", o.threads);

@@ -1,5 +1,6 @@
 #include "compress/imatrix.h"
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -27,7 +28,7 @@ Imatrix imatrix_from_stats(const std::map<std::string, ActivationStats>& stats, 
                            const std::string& dataset) {
   Imatrix m;
   m.chunks = chunks;
-  m.dataset = dataset;
+  if (!dataset.empty()) m.datasets.push_back(dataset);
   for (const auto& [name, s] : stats) {
     bool any = false;
     for (int64_t c : s.count) any = any || c > 0;
@@ -41,6 +42,49 @@ Imatrix imatrix_from_stats(const std::map<std::string, ActivationStats>& stats, 
     m.entries.emplace(name, std::move(e));
   }
   return m;
+}
+
+Status merge_imatrix(Imatrix* into, const Imatrix& from, const std::string& from_name) {
+  std::map<std::string, ImatrixEntry> merged;
+  for (const auto& [name, b] : from.entries) {
+    auto it = into->entries.find(name);
+    if (it == into->entries.end()) continue;
+    const ImatrixEntry& a = it->second;
+    if (a.values.size() != b.values.size())
+      return invalid_argument(from_name + ": tensor '" + name + "' has " + std::to_string(b.values.size()) +
+                              " values, the imatrix it is merged into " + std::to_string(a.values.size()) +
+                              " (statistics of a different model?)");
+    ImatrixEntry e;
+    e.ncall = std::max(a.ncall, 1) + std::max(b.ncall, 1);
+    e.values.resize(a.values.size());
+    const bool by_count = !a.counts.empty() && !b.counts.empty();
+    if (by_count) {
+      if (a.counts.size() != b.counts.size() || a.values.size() % a.counts.size() != 0)
+        return invalid_argument(from_name + ": tensor '" + name + "' has " + std::to_string(b.counts.size()) +
+                                " slices (experts), the imatrix it is merged into " + std::to_string(a.counts.size()));
+      const size_t per = a.values.size() / a.counts.size();
+      e.counts.resize(a.counts.size());
+      for (size_t sl = 0; sl < a.counts.size(); ++sl) {
+        const int64_t ca = a.counts[sl], cb = b.counts[sl];
+        e.counts[sl] = ca + cb;
+        for (size_t i = sl * per; i < (sl + 1) * per; ++i)
+          e.values[i] = ca + cb == 0 ? 1.0f
+                                     : (float)(((double)a.values[i] * (double)ca + (double)b.values[i] * (double)cb) /
+                                               (double)(ca + cb));
+      }
+    } else {  // a .dat side: weighted by the chunks behind each mean
+      const double na = std::max(a.ncall, 1), nb = std::max(b.ncall, 1);
+      for (size_t i = 0; i < e.values.size(); ++i)
+        e.values[i] = (float)(((double)a.values[i] * na + (double)b.values[i] * nb) / (na + nb));
+    }
+    merged.emplace(name, std::move(e));
+  }
+  for (auto& [name, e] : merged) into->entries[name] = std::move(e);
+  for (const auto& [name, b] : from.entries) into->entries.emplace(name, b);  // only in `from`
+  into->chunks += from.chunks;
+  if (into->chunk_size == 0) into->chunk_size = from.chunk_size;
+  into->datasets.insert(into->datasets.end(), from.datasets.begin(), from.datasets.end());
+  return Status::Ok();
 }
 
 namespace {
@@ -94,8 +138,10 @@ std::vector<uint8_t> imatrix_dat_bytes(const Imatrix& m) {
     }
   }
   put_i32(out, m.chunks);
-  put_i32(out, (int32_t)m.dataset.size());
-  out.insert(out.end(), m.dataset.begin(), m.dataset.end());
+  std::string dataset;
+  for (const std::string& d : m.datasets) dataset += (dataset.empty() ? "" : ", ") + d;
+  put_i32(out, (int32_t)dataset.size());
+  out.insert(out.end(), dataset.begin(), dataset.end());
   return out;
 }
 
@@ -132,8 +178,9 @@ StatusOr<Imatrix> parse_imatrix_dat(const uint8_t* data, size_t size, const std:
   int32_t chunks = 0, len = 0;
   if (!r.i32(&chunks) || !r.i32(&len) || len < 0) return corrupt(name + ": truncated trailer");
   m.chunks = chunks;
-  m.dataset.resize((size_t)len);
-  if (!r.bytes(m.dataset.data(), (size_t)len)) return corrupt(name + ": truncated dataset name");
+  std::string dataset((size_t)len, '\0');
+  if (!r.bytes(dataset.data(), (size_t)len)) return corrupt(name + ": truncated dataset name");
+  if (!dataset.empty()) m.datasets.push_back(std::move(dataset));
   return m;
 }
 

@@ -47,7 +47,7 @@ struct Imatrix {
   std::map<std::string, ImatrixEntry> entries;  // by tensor name, e.g. "blk.0.attn_q.weight"
   int32_t chunks = 0;                           // chunks processed (trailer / imatrix.chunk_count), 0 if absent
   int32_t chunk_size = 0;                       // tokens per chunk (imatrix.chunk_size), 0 if unknown (.dat)
-  std::string dataset;                          // calibration file name (trailer / first of imatrix.datasets)
+  std::vector<std::string> datasets;            // calibration file names (imatrix.datasets / the .dat trailer)
 
   const ImatrixEntry* find(const std::string& name) const {
     auto it = entries.find(name);
@@ -61,7 +61,15 @@ struct Imatrix {
 Imatrix imatrix_from_stats(const std::map<std::string, ActivationStats>& stats, int32_t chunks,
                            const std::string& dataset);
 
-// Writes `m` in the legacy format (entries in name order; deterministic bytes). Errors name the path.
+// Adds `from` (read from `from_name`) to `into`, as llama-imatrix --in-file combines files: per tensor and
+// slice, means weighted by the activation rows behind them (counts add); where either side has no counts
+// (a .dat input) by the chunks behind them (ncall; the result then has no counts). A tensor only in one side
+// is kept as it is; chunks add, datasets are appended, chunk_size is kept from `into` unless it is 0.
+// Errors (into unchanged): a tensor with a different number of values or slices, naming from_name.
+Status merge_imatrix(Imatrix* into, const Imatrix& from, const std::string& from_name);
+
+// Writes `m` in the legacy format (entries in name order; deterministic bytes; the datasets joined by
+// ", " into the trailer's one name). Errors name the path.
 Status write_imatrix_dat(const Imatrix& m, const std::string& path);
 std::vector<uint8_t> imatrix_dat_bytes(const Imatrix& m);
 // Reads a legacy imatrix.dat; errors name the path and what is wrong (truncated, negative sizes, ...).

@@ -99,7 +99,7 @@ Status read_metadata(const GgufFile& f, Imatrix* m) {
   FRUGAL_ASSIGN_OR_RETURN(std::vector<std::string_view> datasets, f.get_string_array("imatrix.datasets"));
   m->chunks = (int32_t)chunk_count;
   m->chunk_size = (int32_t)chunk_size;
-  if (!datasets.empty()) m->dataset = std::string(datasets[0]);
+  for (std::string_view d : datasets) m->datasets.emplace_back(d);
   return Status::Ok();
 }
 
@@ -135,7 +135,7 @@ namespace {
 StatusOr<GgufWriter> imatrix_writer(const Imatrix& m) {
   GgufWriter w;
   w.set_string("general.type", "imatrix");
-  w.set_string_array("imatrix.datasets", m.dataset.empty() ? std::vector<std::string>{} : std::vector<std::string>{m.dataset});
+  w.set_string_array("imatrix.datasets", m.datasets);
   w.set_u32("imatrix.chunk_count", (uint32_t)std::max(m.chunks, 0));
   w.set_u32("imatrix.chunk_size", (uint32_t)std::max(m.chunk_size, 0));
   for (const auto& [name, e] : m.entries) {

@@ -34,7 +34,7 @@ Imatrix sample_imatrix() {
   Imatrix m;
   m.chunks = 3;
   m.chunk_size = 64;
-  m.dataset = "calib.txt";
+  m.datasets = {"calib.txt"};
   ImatrixEntry dense{3, {0.1f, 2.5f, 1e-7f, 3.3333333f}, {192}};
   ImatrixEntry moe{3, {0.7f, 1.9f, 1.f, 1.f, 0.013f, 42.f}, {150, 0, 77}};
   ImatrixEntry one{1, {5.f, 0.25f}, {1}};
@@ -79,7 +79,7 @@ TEST(ImatrixGguf, RoundTripMatchesTheDatPathWithinFloatRounding) {
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(g->chunks, 3);
   EXPECT_EQ(g->chunk_size, 64);
-  EXPECT_EQ(g->dataset, "calib.txt");
+  EXPECT_EQ(g->datasets, std::vector<std::string>{"calib.txt"});
   ASSERT_EQ(g->entries.size(), m.entries.size());
   for (const auto& [name, e] : m.entries) {
     const ImatrixEntry* ge = g->find(name);
@@ -304,7 +304,7 @@ TEST(ImatrixGguf, LlamaCppFixtureMatchesOurRun) {
   ASSERT_TRUE(fixture.ok()) << fixture.status().message();
   EXPECT_EQ(fixture->chunks, 12);
   EXPECT_EQ(fixture->chunk_size, 64);
-  EXPECT_EQ(fixture->dataset, "calibration_stories.txt");
+  EXPECT_EQ(fixture->datasets, std::vector<std::string>{"calibration_stories.txt"});
   EXPECT_EQ(fixture->entries.size(), 35u);  // 5 layers x 7 matmul weights (llama-imatrix skips output.weight)
 
   // Measured worst relative difference 1.84e-6 (blk.0.attn_k input, the RMS-normed embedding; every tensor

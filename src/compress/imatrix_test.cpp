@@ -64,7 +64,7 @@ TEST(ImatrixRun, CollectsEveryMatmulWeightAndHelpsQuantization) {
   const std::vector<uint8_t> bytes = imatrix_dat_bytes(*m);
   auto back_m = parse_imatrix_dat(bytes.data(), bytes.size(), "x");
   ASSERT_TRUE(back_m.ok());
-  EXPECT_EQ(back_m->dataset, "synthetic");
+  EXPECT_EQ(back_m->datasets, std::vector<std::string>{"synthetic"});
   for (const auto& [name, e] : m->entries) {
     const std::vector<float>& v = back_m->find(name)->values;
     for (size_t i = 0; i < v.size(); ++i) EXPECT_NEAR(v[i], e.values[i], 1e-6f * (1 + e.values[i]));

@@ -245,7 +245,7 @@ TEST(QuantizeModel, RejectsBadOptions) {
 TEST(Imatrix, DatFormatRoundTripsAndRejectsTruncation) {
   Imatrix m;
   m.chunks = 3;
-  m.dataset = "calib.txt";
+  m.datasets = {"calib.txt"};
   m.entries["blk.0.attn_q.weight"] = ImatrixEntry{3, {1.f, 2.f, 0.5f, 4.f}, {}};
   m.entries["blk.0.ffn_up_exps.weight"] = ImatrixEntry{3, {1, 1, 2, 2, 3, 3}, {}};
   const std::vector<uint8_t> bytes = imatrix_dat_bytes(m);
@@ -259,7 +259,7 @@ TEST(Imatrix, DatFormatRoundTripsAndRejectsTruncation) {
   auto back = parse_imatrix_dat(bytes.data(), bytes.size(), "t.dat");
   ASSERT_TRUE(back.ok()) << back.status().message();
   EXPECT_EQ(back->chunks, 3);
-  EXPECT_EQ(back->dataset, "calib.txt");
+  EXPECT_EQ(back->datasets, std::vector<std::string>{"calib.txt"});
   ASSERT_EQ(back->entries.size(), 2u);
   EXPECT_EQ(back->find("blk.0.attn_q.weight")->values, m.entries["blk.0.attn_q.weight"].values);
   EXPECT_EQ(imatrix_dat_bytes(*back), bytes);
