@@ -74,10 +74,16 @@ struct MatmulScratch::Cache {
   std::vector<HugeBuffer> buffers;  // the chunks and the large copies
   uint8_t* chunk = nullptr;         // the chunk being filled
   size_t chunk_left = 0;
+  std::vector<std::unique_ptr<uint8_t, Free>> heap;  // AddressSanitizer builds: one malloc'd block per copy
 
   static constexpr size_t kChunk = size_t(64) << 20;
   // `bytes` (a multiple of 64) of fresh memory; nullptr when the kernel refuses it.
   uint8_t* allocate(size_t bytes) {
+#if defined(__SANITIZE_ADDRESS__)
+    // Separate heap blocks, so an out-of-bounds read or write of a repack kernel is reported.
+    heap.emplace_back(static_cast<uint8_t*>(std::aligned_alloc(64, std::max<size_t>(bytes, 64))));
+    return heap.back().get();
+#endif
     if (bytes > kChunk / 2) {
       StatusOr<HugeBuffer> b = HugeBuffer::allocate(bytes, "repacked weights");
       if (!b.ok()) return nullptr;
