@@ -136,7 +136,21 @@ void gemm_rows_xpacked(int64_t n, const uint8_t* w, size_t w_row_bytes, int64_t 
   uint8_t* xp = grow(xbuf, (size_t)T * pcb);
   Kern::pack_cols(x, x_row_bytes, T, n, 0, n, xp);
   const TileFn fn = T == 1 ? &xpacked_tile_entry<Kern, 1, 1> : &xpacked_tile_entry<Kern, 1, 2>;
-  for (int64_t r = r0; r < r1; ++r) fn(TileArgs{n, w + (size_t)r * w_row_bytes, w_row_bytes, xp, pcb, y + r, ldy});
+  int64_t r = r0;
+  if (T == 1 && Kern::kRows >= 4) {
+    // Four rows at a time, one from each quarter of the range: four independent FMA chains (one row's
+    // chain alone is latency-bound: 4 cycles per 16 elements) over four long sequential streams (four
+    // adjacent rows are four short streams, which the prefetchers follow badly). Each row's arithmetic is
+    // tile<1, 1>'s, so the bits do not change.
+    const int64_t q = (r1 - r0) / 4;
+    float out[4];
+    for (int64_t j = 0; j < q; ++j) {
+      xpacked_tile_entry<Kern, 4, 1>(TileArgs{n, w + (size_t)(r0 + j) * w_row_bytes, (size_t)q * w_row_bytes, xp, pcb, out, 1});
+      for (int k = 0; k < 4; ++k) y[r0 + j + k * q] = out[k];
+    }
+    r = r0 + 4 * q;
+  }
+  for (; r < r1; ++r) fn(TileArgs{n, w + (size_t)r * w_row_bytes, w_row_bytes, xp, pcb, y + r, ldy});
 }
 
 template <class Kern, size_t... I>
