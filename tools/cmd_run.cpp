@@ -65,7 +65,7 @@ Status run(const RunOptions& o) {
   // Repacked weight copies (backend/matmul.h) pay for themselves over many batched calls (serve, bench)
   // or one very long prefill; run's decode reads the raw rows, and for a shorter prompt building them cost
   // more than it saved (1.1B Q4_0 / Q8_0, 2 threads: 902-token prompt to first token 2.5 / 2.7 s without,
-  // 2.8 / 2.9 s with; 2 tokens 0.3 vs 1.1-1.6 s). Same results either way.
+  // 2.8 / 2.9 s with; 2 tokens, Q4_0: 0.34-0.40 s without, 0.39-1.18 s with). Same results either way.
   if ((int64_t)ids.size() < kRunRepackMinPrompt) rt.backend = make_cpu_backend(rt.pool.get(), rt.isa, 0);
 
   std::fprintf(stderr, "frugal run: %s: %s, %s params, %s | %s, threads %d | ctx %lld, kv %s, batch %lld\n",
