@@ -273,6 +273,7 @@ def fmt(v, d=2):
 def table(rows, quality, pp, tg, title, base=None, speed_cols=True, notes=()):
     """quality: PPL/KLD columns against base; speed_cols=False leaves out every speed column (and measurement)."""
     lines = [f"### {title}", ""]
+    speed_cols = speed_cols and speed  # --no-speed: no speed columns at all (not columns of dashes)
     hdr = ["variant", "made by", "size", "bytes/weight"]
     if speed_cols:
         hdr += ["prefill t/s", "decode t/s", "prefill vs F16", "decode vs F16", "prefill vs llama.cpp",
