@@ -203,9 +203,38 @@ void gemm_tiles_packed(int64_t n, const uint8_t* w, size_t w_row_bytes, int64_t 
   }
 }
 
+// Decode slices: a kernel may declare `static constexpr int kDecodeSlices` (2 .. kRows): with T == 1 the
+// unpacked path then reads that many rows at once, one from each slice of the range (long sequential
+// streams, as gemm_rows_xpacked), instead of one row at a time. Per format, where measured faster.
+template <class Kern>
+constexpr int decode_slices() {
+  if constexpr (requires { Kern::kDecodeSlices; }) {
+    static_assert(Kern::kDecodeSlices >= 1 && Kern::kDecodeSlices <= Kern::kRows);
+    return Kern::kDecodeSlices;
+  }
+  return 1;
+}
+
 template <class Kern>
 void gemm_tiles(int64_t n, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1, const void* x,
                 size_t x_row_bytes, int64_t T, float* y, int64_t ldy) {
+  if constexpr (decode_slices<Kern>() > 1) {
+    if (T == 1) {  // rows r0 + j + k q (k < S) at once, through tile<S, 1>: each row's arithmetic unchanged
+      constexpr int S = decode_slices<Kern>();
+      const auto* wb = static_cast<const uint8_t*>(w);
+      const auto* xb = static_cast<const uint8_t*>(x);
+      const int64_t q = (r1 - r0) / S;
+      float out[S];
+      for (int64_t j = 0; j < q; ++j) {
+        tile_entry<Kern, S, 1>(TileArgs{n, wb + (size_t)(r0 + j) * w_row_bytes, (size_t)q * w_row_bytes, xb,
+                                        x_row_bytes, out, 1});
+        for (int k = 0; k < S; ++k) y[r0 + j + k * q] = out[k];
+      }
+      for (int64_t r = r0 + S * q; r < r1; ++r)
+        tile_entry<Kern, 1, 1>(TileArgs{n, wb + (size_t)r * w_row_bytes, w_row_bytes, xb, x_row_bytes, y + r, ldy});
+      return;
+    }
+  }
   if constexpr (PackableKernel<Kern>) {
     static_assert(kSequentialRowsMaxT == 2 && Kern::kCols >= 2);
     if (T <= kSequentialRowsMaxT) {
