@@ -10,10 +10,12 @@
 //   Q4_1/Q5_1: then a_{b mod 4} = fma(f32(mw_b), f32(sx_b), a_{b mod 4})
 //   result = (a0 + a2) + (a1 + a3)
 // Two implementations of it:
-//  * row walk (T < 8, vec_dot; decode): one weight row at a time, so W is one sequential stream. Two
-//    blocks per register, vpdpbusd with unsigned weight codes (the offset is removed exactly by
-//    starting each lane at -offset * sum4(x)), lane sums of 16 blocks reduced to one register (lane =
-//    block) by a transpose-add tree, then 4-lane fmas (lane = chain), one per 4 blocks.
+//  * row walk (T < 8, vec_dot; decode): T = 1 reads 4 rows at once, one from each quarter of the row
+//    range (4 long sequential streams, 2 blocks per row in turn, activation loads shared); T > 1 one
+//    weight row at a time, all columns. Two blocks per register, vpdpbusd with unsigned weight codes (the
+//    offset is removed exactly by starting each lane at -offset * sum4(x)), lane sums of 8 (T = 1) or 16
+//    blocks reduced to lane = block by a transpose-add tree, then 4-lane fmas (lane = chain), one per 4
+//    blocks.
 //  * lane = row (T >= 8; prefill): weights repacked per L2 panel so that register q of a block holds
 //    codes 4q..4q+3 of 16 rows; activation codes are broadcast 4 at a time, so one vpdpbusd does
 //    16 rows x 4 products and the float work per block is one cvt/mul/fma for 16 rows; the four
@@ -25,7 +27,6 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
-#include <type_traits>
 #include <vector>
 
 #include "backend/quant_avx512_util.h"
@@ -36,8 +37,7 @@
 namespace frugal::avx512 {
 namespace {
 
-// ---- weight formats: codes of two consecutive blocks (or one, upper half don't-care). kSlices: rows
-// the decode walk reads at once as separate streams (gemm_walk; measured per format, see there).
+// ---- weight formats: codes of two consecutive blocks (or one, upper half don't-care)
 
 inline __m512i nibbles_2x(const uint8_t* qs0, const uint8_t* qs1) {
   // [qs0, qs0, qs1, qs1] by 128-bit lane, then lanes 1 and 3 shifted right by 4: low nibbles give
@@ -54,7 +54,7 @@ inline __m512i add_high_bits(__m512i codes, uint32_t qh0, uint32_t qh1) {
 }
 
 struct WQ8_0 {
-  static constexpr int kBytes = 34, kOffset = 128, kSlices = 1;
+  static constexpr int kBytes = 34, kOffset = 128;
   static constexpr bool kMin = false;
   static __m512i codes(const uint8_t* b0, const uint8_t* b1, bool two) {
     const __m512i q = two ? load_2x256(b0 + 2, b1 + 2) : load_1x256(b0 + 2);
@@ -64,7 +64,7 @@ struct WQ8_0 {
 
 // Codebook values + 128 (1..241, unsigned for vpdpbusd), looked up by nibble in every 128-bit lane.
 struct WIQ4_NL {
-  static constexpr int kBytes = 18, kOffset = 128, kSlices = 4;
+  static constexpr int kBytes = 18, kOffset = 128;
   static constexpr bool kMin = false;
   static constexpr std::array<uint8_t, 16> kBiased = [] {
     std::array<uint8_t, 16> a{};
@@ -78,7 +78,7 @@ struct WIQ4_NL {
 };
 
 struct WQ4_0 {
-  static constexpr int kBytes = 18, kOffset = 8, kSlices = 4;
+  static constexpr int kBytes = 18, kOffset = 8;
   static constexpr bool kMin = false;
   static __m512i codes(const uint8_t* b0, const uint8_t* b1, bool two) {
     return nibbles_2x(b0 + 2, two ? b1 + 2 : b0 + 2);
@@ -86,7 +86,7 @@ struct WQ4_0 {
 };
 
 struct WQ4_1 {
-  static constexpr int kBytes = 20, kOffset = 0, kSlices = 4;
+  static constexpr int kBytes = 20, kOffset = 0;
   static constexpr bool kMin = true;
   static __m512i codes(const uint8_t* b0, const uint8_t* b1, bool two) {
     return nibbles_2x(b0 + 4, two ? b1 + 4 : b0 + 4);
@@ -94,7 +94,7 @@ struct WQ4_1 {
 };
 
 struct WQ5_0 {
-  static constexpr int kBytes = 22, kOffset = 16, kSlices = 1;
+  static constexpr int kBytes = 22, kOffset = 16;
   static constexpr bool kMin = false;
   static __m512i codes(const uint8_t* b0, const uint8_t* b1, bool two) {
     const uint8_t* c1 = two ? b1 : b0;
@@ -103,7 +103,7 @@ struct WQ5_0 {
 };
 
 struct WQ5_1 {
-  static constexpr int kBytes = 24, kOffset = 0, kSlices = 1;
+  static constexpr int kBytes = 24, kOffset = 0;
   static constexpr bool kMin = true;
   static __m512i codes(const uint8_t* b0, const uint8_t* b1, bool two) {
     const uint8_t* c1 = two ? b1 : b0;
@@ -137,6 +137,17 @@ inline __m512 gather_f16(const uint8_t* base, int stride, int count) {
   alignas(32) uint16_t v[16] = {0};
   for (int i = 0; i < count; ++i) v[i] = ld_u16(base + i * stride);
   return f16x16(_mm256_load_si256((const __m256i*)v));
+}
+
+// 8 fp16 values at base + i * stride (i < count), as f32; 0 beyond count.
+inline __m256 gather_f16x8(const uint8_t* base, int stride, int count) {
+  if (count == 8) {
+    auto h = [&](int i) { return (short)ld_u16(base + i * stride); };
+    return _mm256_cvtph_ps(_mm_setr_epi16(h(0), h(1), h(2), h(3), h(4), h(5), h(6), h(7)));
+  }
+  alignas(16) uint16_t v[8] = {0};
+  for (int i = 0; i < count; ++i) v[i] = ld_u16(base + i * stride);
+  return _mm256_cvtph_ps(_mm_load_si128((const __m128i*)v));
 }
 
 // ================================================================ row walk
@@ -228,38 +239,110 @@ __attribute__((always_inline)) inline void walk_group(int64_t g, int cnt, const 
   });
 }
 
-// out[c * ldo + r * step] = dot(W row r, column c) for R rows `step` rows apart (row r at
-// row + r * step * row_bytes) and C columns packed by WalkX (column stride xb). The rows advance together,
-// one 16-block group each in turn, so R rows `step` apart are R sequential streams; each (row, column)
-// pair keeps its own chains, so the values are those of one row at a time.
-template <class W, class A, int R, int C>
-void walk_rows(int64_t nb, const uint8_t* row, size_t row_bytes, int64_t step, const uint8_t* xw, size_t xb,
-               float* out, int64_t ldo) {
-  __m128 acc[R][C];
-  unroll<R>([&](auto r) __attribute__((always_inline)) { unroll<C>([&](auto c) __attribute__((always_inline)) { acc[r][c] = _mm_setzero_ps(); }); });
+// out[c] = dot(W row, column c) for C columns packed by WalkX (column stride xb).
+template <class W, class A, int C>
+void walk_row(int64_t nb, const uint8_t* row, const uint8_t* xw, size_t xb, float* out, int64_t ldo) {
+  __m128 acc[C];
+  unroll<C>([&](auto c) { acc[c] = _mm_setzero_ps(); });
   const size_t steps_bytes = (size_t)WalkX<W, A>::steps(nb) * 128;
   const int64_t full = nb / kWalkGroup;
-  auto at = [&](int r, int64_t g) { return row + (size_t)(r * step) * row_bytes + g * kWalkGroup * W::kBytes; };
   for (int64_t g = 0; g < full; ++g)
-    unroll<R>([&](auto r) __attribute__((always_inline)) { walk_group<W, A, C, true>(g, kWalkGroup, at(r, g), xw, xb, steps_bytes, acc[r]); });
+    walk_group<W, A, C, true>(g, kWalkGroup, row + g * kWalkGroup * W::kBytes, xw, xb, steps_bytes, acc);
   if (full * kWalkGroup < nb)
-    unroll<R>([&](auto r) __attribute__((always_inline)) {
-      walk_group<W, A, C, false>(full, (int)(nb - full * kWalkGroup), at(r, full), xw, xb, steps_bytes, acc[r]);
-    });
+    walk_group<W, A, C, false>(full, (int)(nb - full * kWalkGroup), row + full * kWalkGroup * W::kBytes, xw, xb,
+                               steps_bytes, acc);
+  unroll<C>([&](auto c) {  // (a0 + a2) + (a1 + a3)
+    const __m128 s2 = _mm_add_ps(acc[c], _mm_movehl_ps(acc[c], acc[c]));
+    out[c * ldo] = _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
+  });
+}
+
+// T = 1: R rows `step` rows apart advance together one 2-block step at a time, sharing the activation
+// loads, in groups of 8 blocks (v[R][4] fills 16 registers at R = 4). Rows interleave every 2 blocks,
+// so the R streams are read in short bursts, not one 16-block group each in turn (walk_rows, which for
+// Q8_0's 544-byte groups read slower than one stream). Same contract: exact per-block int32 sums, then
+// per block, in order, fma into chain b mod 4.
+template <class W, class A, int R, bool kFull>
+__attribute__((always_inline)) inline void walk_group8(int64_t g, int cnt, const uint8_t* const wb[R],
+                                                       const uint8_t* xw, size_t steps_bytes, __m128 acc[R]) {
+  auto has = [&](int block) { return kFull || block < cnt; };
+  __m512i v[R][4];
+  unroll<4>([&](auto s) __attribute__((always_inline)) {
+    if (has(2 * s)) {
+      const uint8_t* xs = xw + (4 * g + s) * 128;
+      const __m512i xq = _mm512_load_si512(xs), corr = _mm512_load_si512(xs + 64);
+      unroll<R>([&](auto r) __attribute__((always_inline)) {
+        const uint8_t* b0 = wb[r] + 2 * s * W::kBytes;
+        v[r][s] = _mm512_dpbusd_epi32(corr, W::codes(b0, b0 + W::kBytes, has(2 * s + 1)), xq);
+      });
+    } else {
+      unroll<R>([&](auto r) __attribute__((always_inline)) { v[r][s] = _mm512_setzero_si512(); });
+    }
+  });
+  const uint8_t* xg = xw + steps_bytes + (g / 2) * WalkX<W, A>::kGroupBytes + (g % 2) * 32;
+  const __m256 dx = _mm256_load_ps((const float*)xg);
+  __m256 sx;
+  if constexpr (W::kMin) sx = _mm256_load_ps((const float*)(xg + 64));
+  const __m512i l1 = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+  const __m512i h1 = _mm512_setr_epi32(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+  const __m512i l2 = _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29);
+  const __m512i h2 = _mm512_setr_epi32(2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+  const __m512i l3 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i h3 = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  auto combine = [](__m512i a, __m512i b, __m512i lo, __m512i hi) __attribute__((always_inline)) {
+    return _mm512_add_epi32(_mm512_permutex2var_epi32(a, lo, b), _mm512_permutex2var_epi32(a, hi, b));
+  };
   unroll<R>([&](auto r) __attribute__((always_inline)) {
-    unroll<C>([&](auto c) __attribute__((always_inline)) {  // (a0 + a2) + (a1 + a3)
-      const __m128 s2 = _mm_add_ps(acc[r][c], _mm_movehl_ps(acc[r][c], acc[r][c]));
-      out[c * ldo + r * step] = _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
+    // lanes 0..7 of the result: blocks 0..7 of the group (as reduce_blocks, one level fewer)
+    const __m512i u = combine(combine(v[r][0], v[r][1], l1, h1), combine(v[r][2], v[r][3], l1, h1), l2, h2);
+    const __m256 f = _mm512_castps512_ps256(_mm512_cvtepi32_ps(combine(u, u, l3, h3)));
+    const __m256 dw = gather_f16x8(wb[r], W::kBytes, kFull ? 8 : cnt);
+    const __m256 sv = _mm256_mul_ps(dw, dx);
+    __m256 mw;
+    if constexpr (W::kMin) mw = gather_f16x8(wb[r] + 2, W::kBytes, kFull ? 8 : cnt);
+    unroll<2>([&](auto qc) __attribute__((always_inline)) {
+      constexpr int q = decltype(qc)::value;
+      if (has(4 * q)) {
+        const __mmask8 m = kFull ? 0xF : (__mmask8)((1u << std::min(cnt - 4 * q, 4)) - 1);
+        acc[r] = _mm_mask3_fmadd_ps(_mm256_extractf128_ps(f, q), _mm256_extractf128_ps(sv, q), acc[r], m);
+        if constexpr (W::kMin)
+          acc[r] = _mm_mask3_fmadd_ps(_mm256_extractf128_ps(mw, q), _mm256_extractf128_ps(sx, q), acc[r], m);
+      }
     });
   });
 }
 
-// Rows [r0, r1): the range is cut into W::kSlices slices of q rows and row j of every slice is done at
-// once, so W is read as kSlices long sequential streams (4 adjacent rows would be 4 short streams the
-// prefetcher does not follow, see the K-quant walk). Leftover rows one at a time. Measured on Zen 5
-// (cold 2048 x 5632, 1 thread, best of 3 alternating): 4 slices Q4_0 0.284 -> 0.252 ms, IQ4_NL 0.285 ->
-// 0.260 ms, Q5_0 no change; Q8_0 slower with 4 or 3 slices (its 544-byte group per row and turn is too
-// long a burst: 1.1B tg 2 threads 38-41 -> 29-30 t/s) and no faster with 2, so it stays one stream.
+template <class W, class A, int R>
+void walk_rows_t1(int64_t nb, const uint8_t* row, size_t row_bytes, int64_t step, const uint8_t* xw, float* out) {
+  __m128 acc[R];
+  unroll<R>([&](auto r) { acc[r] = _mm_setzero_ps(); });
+  const size_t steps_bytes = (size_t)WalkX<W, A>::steps(nb) * 128;
+  const int64_t full = nb / 8;
+  const uint8_t* wb[R];
+  auto at = [&](int64_t g) {
+    unroll<R>([&](auto r) { wb[r] = row + (size_t)(r * step) * row_bytes + g * 8 * W::kBytes; });
+  };
+  for (int64_t g = 0; g < full; ++g) {
+    at(g);
+    walk_group8<W, A, R, true>(g, 8, wb, xw, steps_bytes, acc);
+  }
+  if (full * 8 < nb) {
+    at(full);
+    walk_group8<W, A, R, false>(full, (int)(nb - full * 8), wb, xw, steps_bytes, acc);
+  }
+  unroll<R>([&](auto r) {  // (a0 + a2) + (a1 + a3)
+    const __m128 s2 = _mm_add_ps(acc[r], _mm_movehl_ps(acc[r], acc[r]));
+    out[r * step] = _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
+  });
+}
+
+// T = 1: the range is cut into 4 slices of q rows and row j of every slice is done at once
+// (walk_rows_t1), so W is read as 4 long sequential streams in short bursts (one stream leaves memory-level
+// parallelism unused; 4 adjacent rows would be 4 short streams the prefetcher does not follow, see the
+// K-quant walk). T > 1: one row at a time, all columns per row. Measured (cold 2048 x 5632, 1 thread,
+// best of 3): Q8_0 0.42 -> 0.37 ms, Q5_0 0.35 -> 0.29, Q4_0 0.28 -> 0.25; 1.1B tg48 at 2 threads, medians
+// of 4 alternating rounds: Q8_0 36.7 -> 40.9 t/s, Q4_0 51.2 -> 58.9 (noisy phase). (Walking each row's
+// whole 16-block group in turn instead, 4 rows apart, made Q8_0 slower: 544-byte bursts.)
 template <class W, class A>
 void gemm_walk(int64_t n, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64_t r1, const uint8_t* x,
                size_t x_row_bytes, int64_t T, float* y, int64_t ldy) {
@@ -268,23 +351,25 @@ void gemm_walk(int64_t n, const uint8_t* w, size_t w_row_bytes, int64_t r0, int6
   const size_t xb = WalkX<W, A>::col_bytes(nb);
   uint8_t* xw = grow(xbuf, (size_t)T * xb);
   WalkX<W, A>::pack(x, x_row_bytes, T, nb, xw);
-  const int64_t q = (r1 - r0) / W::kSlices;
-  auto rows = [&](int64_t r, auto nrows) {
-    constexpr int kR = decltype(nrows)::value;
+  if (T == 1) {
+    const int64_t q = (r1 - r0) / 4;
+    for (int64_t j = r0; j < r0 + q; ++j) walk_rows_t1<W, A, 4>(nb, w + j * w_row_bytes, w_row_bytes, q, xw, y + j);
+    for (int64_t r = r0 + 4 * q; r < r1; ++r) walk_rows_t1<W, A, 1>(nb, w + r * w_row_bytes, w_row_bytes, 0, xw, y + r);
+    return;
+  }
+  for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = w + r * w_row_bytes;
     for (int64_t c0 = 0; c0 < T; c0 += 4) {
       const uint8_t* xc = xw + c0 * xb;
       float* out = y + c0 * ldy + r;
       switch (std::min<int64_t>(4, T - c0)) {
-        case 1: walk_rows<W, A, kR, 1>(nb, row, w_row_bytes, q, xc, xb, out, ldy); break;
-        case 2: walk_rows<W, A, kR, 2>(nb, row, w_row_bytes, q, xc, xb, out, ldy); break;
-        case 3: walk_rows<W, A, kR, 3>(nb, row, w_row_bytes, q, xc, xb, out, ldy); break;
-        default: walk_rows<W, A, kR, 4>(nb, row, w_row_bytes, q, xc, xb, out, ldy); break;
+        case 1: walk_row<W, A, 1>(nb, row, xc, xb, out, ldy); break;
+        case 2: walk_row<W, A, 2>(nb, row, xc, xb, out, ldy); break;
+        case 3: walk_row<W, A, 3>(nb, row, xc, xb, out, ldy); break;
+        default: walk_row<W, A, 4>(nb, row, xc, xb, out, ldy); break;
       }
     }
-  };
-  for (int64_t j = r0; j < r0 + q; ++j) rows(j, std::integral_constant<int, W::kSlices>{});
-  for (int64_t r = r0 + W::kSlices * q; r < r1; ++r) rows(r, std::integral_constant<int, 1>{});
+  }
 }
 
 // ================================================================ lane = row
