@@ -203,7 +203,7 @@ void gemm_tiles_packed(int64_t n, const uint8_t* w, size_t w_row_bytes, int64_t 
   }
 }
 
-// Decode slices: a kernel may declare `static constexpr int kDecodeSlices` (2 .. kRows): with T == 1 the
+// Decode slices: a kernel may declare `static constexpr int kDecodeSlices` (1 .. kRows): with T == 1 the
 // unpacked path then reads that many rows at once, one from each slice of the range (long sequential
 // streams, as gemm_rows_xpacked), instead of one row at a time. Per format, where measured faster.
 template <class Kern>

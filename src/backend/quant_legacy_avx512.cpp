@@ -259,7 +259,7 @@ void walk_row(int64_t nb, const uint8_t* row, const uint8_t* xw, size_t xb, floa
 
 // T = 1: R rows `step` rows apart advance together one 2-block step at a time, sharing the activation
 // loads, in groups of 8 blocks (v[R][4] fills 16 registers at R = 4). Rows interleave every 2 blocks,
-// so the R streams are read in short bursts, not one 16-block group each in turn (walk_rows, which for
+// so the R streams are read in short bursts (tried: each row's whole 16-block group in turn, which for
 // Q8_0's 544-byte groups read slower than one stream). Same contract: exact per-block int32 sums, then
 // per block, in order, fma into chain b mod 4.
 template <class W, class A, int R, bool kFull>
