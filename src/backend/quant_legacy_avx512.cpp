@@ -185,9 +185,12 @@ struct WalkX {
   }
 };
 
-// v[s]: lanes 0..7 = partial sums of block 2s, lanes 8..15 = block 2s+1. Returns lane b = block b.
-inline __m512i reduce_blocks(const __m512i v[8]) {
-  auto combine = [](__m512i a, __m512i b, __m512i lo, __m512i hi) {
+// v[s] (s < S, S = 8 or 4): lanes 0..7 = partial sums of block 2s, lanes 8..15 = block 2s+1. Returns
+// lane b = block b (b < 2S).
+template <int S>
+__attribute__((always_inline)) inline __m512i reduce_blocks(const __m512i* v) {
+  static_assert(S == 8 || S == 4);
+  auto combine = [](__m512i a, __m512i b, __m512i lo, __m512i hi) __attribute__((always_inline)) {
     return _mm512_add_epi32(_mm512_permutex2var_epi32(a, lo, b), _mm512_permutex2var_epi32(a, hi, b));
   };
   const __m512i l1 = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
@@ -197,8 +200,13 @@ inline __m512i reduce_blocks(const __m512i v[8]) {
   const __m512i l3 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i h3 = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
   const __m512i u0 = combine(v[0], v[1], l1, h1), u1 = combine(v[2], v[3], l1, h1);
-  const __m512i u2 = combine(v[4], v[5], l1, h1), u3 = combine(v[6], v[7], l1, h1);
-  return combine(combine(u0, u1, l2, h2), combine(u2, u3, l2, h2), l3, h3);
+  if constexpr (S == 4) {
+    const __m512i w = combine(u0, u1, l2, h2);
+    return combine(w, w, l3, h3);
+  } else {
+    const __m512i u2 = combine(v[4], v[5], l1, h1), u3 = combine(v[6], v[7], l1, h1);
+    return combine(combine(u0, u1, l2, h2), combine(u2, u3, l2, h2), l3, h3);
+  }
 }
 
 // One group of 16 blocks (kFull) or the last, partial one (cnt < 16) of walk_row. acc: lane j =
@@ -222,7 +230,7 @@ __attribute__((always_inline)) inline void walk_group(int64_t g, int cnt, const 
                                               _mm512_load_si512(xs + 128 * s))
                         : _mm512_setzero_si512();
     });
-    const __m512 f = _mm512_cvtepi32_ps(reduce_blocks(v));
+    const __m512 f = _mm512_cvtepi32_ps(reduce_blocks<8>(v));
     const uint8_t* xg = xw + c * xb + steps_bytes + g * WalkX<W, A>::kGroupBytes;
     const __m512 sv = _mm512_mul_ps(dw, _mm512_load_ps(xg));
     __m512 sx;
@@ -283,19 +291,8 @@ __attribute__((always_inline)) inline void walk_group8(int64_t g, int cnt, const
   const __m256 dx = _mm256_load_ps((const float*)xg);
   __m256 sx;
   if constexpr (W::kMin) sx = _mm256_load_ps((const float*)(xg + 64));
-  const __m512i l1 = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
-  const __m512i h1 = _mm512_setr_epi32(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
-  const __m512i l2 = _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29);
-  const __m512i h2 = _mm512_setr_epi32(2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
-  const __m512i l3 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i h3 = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-  auto combine = [](__m512i a, __m512i b, __m512i lo, __m512i hi) __attribute__((always_inline)) {
-    return _mm512_add_epi32(_mm512_permutex2var_epi32(a, lo, b), _mm512_permutex2var_epi32(a, hi, b));
-  };
   unroll<R>([&](auto r) __attribute__((always_inline)) {
-    // lanes 0..7 of the result: blocks 0..7 of the group (as reduce_blocks, one level fewer)
-    const __m512i u = combine(combine(v[r][0], v[r][1], l1, h1), combine(v[r][2], v[r][3], l1, h1), l2, h2);
-    const __m256 f = _mm512_castps512_ps256(_mm512_cvtepi32_ps(combine(u, u, l3, h3)));
+    const __m256 f = _mm512_castps512_ps256(_mm512_cvtepi32_ps(reduce_blocks<4>(v[r])));  // lanes 0..7
     const __m256 dw = gather_f16x8(wb[r], W::kBytes, kFull ? 8 : cnt);
     const __m256 sv = _mm256_mul_ps(dw, dx);
     __m256 mw;
