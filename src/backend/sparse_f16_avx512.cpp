@@ -38,14 +38,16 @@ __attribute__((always_inline)) inline __m256i load_half_kept(const uint8_t* p) {
 
 // Columns [0, C) of one row; xf: column c's K activations as f32 at xf + c * K.
 template <int K, int C>
-void walk_row(const SparsePlanes& p, int64_t nb, const float* xf, int64_t n, float* out, int64_t ldo) {
+void walk_row(const SparseTypeInfo& f, const uint8_t* row, int64_t nb, const float* xf, int64_t n, float* out,
+              int64_t ldo) {
   __m512 acc[C];
   unroll<C>([&](auto c) { acc[c] = _mm512_setzero_ps(); });
   for (int64_t b = 0; b < nb; ++b) {
     // Each half of a block holds whole groups (M <= 16), hence K/2 kept values: two 256-bit vpexpandw
     // (the 512-bit form costs about four times one 256-bit form on Zen 4).
-    const uint32_t m = ld_u32(p.mask + 4 * b);
-    const uint8_t* kv = p.kept + b * 2 * K;
+    const SparseGroup grp = sparse_group(f, row, nb, b / kSparseGroupBlocks);
+    const uint32_t m = ld_u32(grp.p.mask + 4 * (b - grp.b0));
+    const uint8_t* kv = grp.p.kept + (b - grp.b0) * 2 * K;
     const __m512 w0 = _mm512_cvtph_ps(_mm256_maskz_expand_epi16((__mmask16)m, load_half_kept<K>(kv)));
     const __m512 w1 = _mm512_cvtph_ps(_mm256_maskz_expand_epi16((__mmask16)(m >> 16), load_half_kept<K>(kv + K)));
     unroll<C>([&](auto c) {
@@ -67,9 +69,8 @@ void walk(const SparseTypeInfo& f, int64_t n, const uint8_t* w, size_t wrb, int6
     for (int64_t i = 0; i < n; i += 16)
       _mm512_storeu_ps(xf + t * n + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(x + t * xrb + 2 * i))));
   for_rows_prefetched(w, wrb, (size_t)nb * f.block_bytes, r0, r1, [&](const uint8_t* row, int64_t r) {
-    const SparsePlanes p = sparse_planes(f, row, nb);
     for_column_groups(T, [&](auto cols, int64_t c0) {
-      walk_row<K, decltype(cols)::value>(p, nb, xf + c0 * n, n, y + c0 * ldy + r, ldy);
+      walk_row<K, decltype(cols)::value>(f, row, nb, xf + c0 * n, n, y + c0 * ldy + r, ldy);
     });
   });
 }

@@ -4,8 +4,8 @@
 // position of set bit s of the group's nibble, plus the group's base), gathers 64 activations with one
 // vpermt2b from a 128-element window (2:4: 4 blocks) or two from a 256-element window (1:4: 8 blocks),
 // and multiplies them with 64 kept values: half (2:4) or a quarter (1:4) of the dense kernel's
-// multiply-adds and no per-weight placement. The planar row layout (tensor/sparse_nm.h) gives the masks
-// of a step, its kept values and the scales of 16 blocks with one load each.
+// multiply-adds and no per-weight placement. The planar groups of the row layout (tensor/sparse_nm.h)
+// give the masks of a step, its kept values and the scales of 16 blocks with one load each.
 //
 //   isum_b = sum_kept (qx_i + 128) * w_i - 128 * sum_kept w_i     exact int32, w_i = Q8_0 code, or
 //            Q4_0 code - 8 (= the dense block sum: dropped elements are 0)
@@ -158,7 +158,7 @@ __attribute__((always_inline)) inline __m512i reduce_steps(const __m512i* v) {
   return combine(v[0], v[1]);
 }
 
-// Blocks [16 g, 16 g + cnt) of a planar row: p points at block 16 g of each plane.
+// Blocks [16 g, 16 g + cnt) of a row: p is the planar group g (tensor/sparse_nm.h).
 template <bool kQ4, int N, int C, bool kFull>
 __attribute__((always_inline)) inline void walk_group(int64_t g, int cnt, const SparsePlanes& p, const uint8_t* xw,
                                                       size_t xb, size_t acts_bytes, const Consts& k, __m128 acc[C]) {
@@ -203,10 +203,7 @@ void walk_row(const SparseTypeInfo& f, int64_t nb, const uint8_t* row, const uin
   unroll<C>([&](auto c) { acc[c] = _mm_setzero_ps(); });
   const size_t acts_bytes = (size_t)((nb + kPad - 1) / kPad) * kPad * 32;
   const int64_t full = nb / kGroup;
-  const SparsePlanes p = sparse_planes(f, row, nb);
-  auto at = [&](int64_t g) {
-    return SparsePlanes{p.d + g * kGroup * 2, p.mask + g * kGroup * 4, p.kept + g * kGroup * F::kKeptBytes};
-  };
+  auto at = [&](int64_t g) { return sparse_group(f, row, nb, g).p; };
   for (int64_t g = 0; g < full; ++g) walk_group<kQ4, N, C, true>(g, kGroup, at(g), xw, xb, acts_bytes, k, acc);
   if (full * kGroup < nb)
     walk_group<kQ4, N, C, false>(full, (int)(nb - full * kGroup), at(full), xw, xb, acts_bytes, k, acc);

@@ -58,20 +58,13 @@ template <int kIdx>
 void to_float(const void* src, float* dst, int64_t n) {
   const SparseTypeInfo& f = sparse_type_at(kIdx);
   const QuantTraits* base = quant_traits(f.base, Isa::kScalar);
-  constexpr int64_t kChunk = 16;  // blocks
-  alignas(64) uint8_t dense[kChunk * 64];
+  alignas(64) uint8_t dense[kSparseGroupBlocks * 64];
   const int64_t nb = n / kSparseBlock;
-  const SparsePlanes p = sparse_planes(f, src, nb);
-  for (int64_t b0 = 0; b0 < nb; b0 += kChunk) {
-    const int64_t cnt = std::min(kChunk, nb - b0);
-    // One chunk of the row as a small planar row of cnt blocks, then expanded.
-    alignas(64) uint8_t part[kChunk * 68];
-    const size_t kb = f.kept_bytes;
-    std::memcpy(part, p.d + b0 * f.d_bytes, (size_t)cnt * f.d_bytes);
-    std::memcpy(part + cnt * f.d_bytes, p.mask + 4 * b0, (size_t)cnt * 4);
-    std::memcpy(part + cnt * (f.d_bytes + 4), p.kept + b0 * kb, (size_t)cnt * kb);
-    sparse_expand_row(f, part, dense, cnt * kSparseBlock);
-    base->to_float(dense, dst + b0 * kSparseBlock, cnt * kSparseBlock);
+  for (int64_t g = 0; g < sparse_group_count(nb); ++g) {
+    // A group is a planar row of its own (tensor/sparse_nm.h): expand it, then convert.
+    const SparseGroup grp = sparse_group(f, src, nb, g);
+    sparse_expand_row(f, grp.p.d, dense, grp.cnt * kSparseBlock);
+    base->to_float(dense, dst + grp.b0 * kSparseBlock, grp.cnt * kSparseBlock);
   }
 }
 

@@ -35,16 +35,17 @@ void expand(const SparseTypeInfo& f, const void* src, void* dst, int64_t n) {
     return;
   }
   const int64_t nb = n / kSparseBlock;
-  const SparsePlanes p = sparse_planes(f, src, nb);
   auto* d = static_cast<uint8_t*>(dst);
   const bool q8 = f.base == DType::Q8_0;
   for (int64_t b = 0; b < nb; ++b, d += f.dense_block_bytes) {
+    const SparseGroup grp = sparse_group(f, src, nb, b / kSparseGroupBlocks);
+    const int64_t i = b - grp.b0;
     uint32_t mask;
-    std::memcpy(&mask, p.mask + 4 * b, 4);
-    const uint8_t* kv = p.kept + (size_t)b * f.kept_bytes;
+    std::memcpy(&mask, grp.p.mask + 4 * i, 4);
+    const uint8_t* kv = grp.p.kept + (size_t)i * f.kept_bytes;
     alignas(32) uint8_t kept[40] = {0};
     alignas(32) uint8_t codes[32];
-    std::memcpy(d, p.d + 2 * b, 2);
+    std::memcpy(d, grp.p.d + 2 * i, 2);
     if (q8) {
       std::memcpy(kept, kv, (size_t)f.kept);
       scatter32(kept, mask, 0, d + 2);

@@ -82,10 +82,8 @@ FRUGAL_VBMI2 void expand_f16(const SparseTypeInfo& f, const SparsePlanes& p, uin
   }
 }
 
-void expand(const SparseTypeInfo& f, const void* src, void* dst, int64_t n) {
-  const int64_t nb = n / kSparseBlock;
-  const SparsePlanes p = sparse_planes(f, src, nb);
-  auto* d = static_cast<uint8_t*>(dst);
+// One planar group of nb blocks (tensor/sparse_nm.h) into nb dense blocks at d.
+void expand_group(const SparseTypeInfo& f, const SparsePlanes& p, uint8_t* d, int64_t nb) {
   switch (f.base) {
     case DType::Q8_0: expand_q8_0(f, p, d, nb); return;
     case DType::F16: expand_f16(f, p, d, nb); return;
@@ -95,7 +93,16 @@ void expand(const SparseTypeInfo& f, const void* src, void* dst, int64_t n) {
     case 4: expand_q4_0<4>(f, p, d, nb); return;
     case 8: expand_q4_0<8>(f, p, d, nb); return;
     case 16: expand_q4_0<16>(f, p, d, nb); return;
-    default: sparse_expand_row(f, src, dst, n); return;
+    default: sparse_expand_row(f, p.d, d, nb * kSparseBlock); return;
+  }
+}
+
+void expand(const SparseTypeInfo& f, const void* src, void* dst, int64_t n) {
+  const int64_t nb = n / kSparseBlock;
+  auto* d = static_cast<uint8_t*>(dst);
+  for (int64_t g = 0; g < sparse_group_count(nb); ++g) {
+    const SparseGroup grp = sparse_group(f, src, nb, g);
+    expand_group(f, grp.p, d + grp.b0 * f.dense_block_bytes, grp.cnt);
   }
 }
 

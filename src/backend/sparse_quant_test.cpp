@@ -119,14 +119,17 @@ TEST(SparseFormat, FromFloatKeepsLargestAndRoundTrips) {
     sparse_expand_row(f, s.data(), dense.data(), n);
     EXPECT_EQ(dense, dq) << dtype_name(t);
     std::vector<uint32_t> masks((size_t)(n / 32));
-    std::memcpy(masks.data(), sparse_planes(f, s.data(), n / 32).mask, masks.size() * 4);
+    for (int64_t g = 0; g < sparse_group_count(n / 32); ++g) {
+      const SparseGroup grp = sparse_group(f, s.data(), n / 32, g);
+      std::memcpy(masks.data() + grp.b0, grp.p.mask, (size_t)grp.cnt * 4);
+    }
     sparse_compress_row(f, dense.data(), masks.data(), again.data(), n);
     EXPECT_EQ(again, s) << dtype_name(t);
   }
 }
 
-// The planar row layout of docs/SPARSITY.md, byte by byte, on a hand-made 2:4 Q8_0 row of 2 blocks and
-// a 1:4 Q4_0 row of 2 blocks.
+// The planar layout of a group (a row of at most 16 blocks) of docs/SPARSITY.md, byte by byte, on a
+// hand-made 2:4 Q8_0 row of 2 blocks and a 1:4 Q4_0 row of 2 blocks.
 TEST(SparseFormat, PlanarRowLayoutAsDocumented) {
   {
     const SparseTypeInfo& f = *sparse_type_info(DType::Q8_0_S2_4);
@@ -183,6 +186,44 @@ TEST(SparseFormat, PlanarRowLayoutAsDocumented) {
   }
 }
 
+// Rows longer than 16 blocks: groups of 16 blocks, each planar, the last one shorter (docs/SPARSITY.md).
+TEST(SparseFormat, GroupedRowLayoutAsDocumented) {
+  const SparseTypeInfo& f = *sparse_type_info(DType::Q8_0_S2_4);
+  const int64_t nb = 18, n = nb * 32;
+  std::vector<uint8_t> dense((size_t)nb * 34, 0);
+  std::vector<uint32_t> masks((size_t)nb);
+  for (int64_t b = 0; b < nb; ++b) {
+    dense[(size_t)b * 34] = (uint8_t)b;  // d = 0x3C00 + b
+    dense[(size_t)b * 34 + 1] = 0x3C;
+    masks[(size_t)b] = 0x33333333u << (2 * (b % 2));  // elements 0,1 or 2,3 of each group of 4
+    int k = 0;
+    for (int j = 0; j < 32; ++j)
+      if (masks[(size_t)b] >> j & 1) dense[(size_t)b * 34 + 2 + (size_t)j] = (uint8_t)(b + k++);
+  }
+  std::vector<uint8_t> row((size_t)nb * f.block_bytes);
+  sparse_compress_row(f, dense.data(), masks.data(), row.data(), n);
+  auto u16 = [&](size_t o) { return (int)(row[o] | row[o + 1] << 8); };
+  auto u32 = [&](size_t o) {
+    uint32_t v;
+    std::memcpy(&v, row.data() + o, 4);
+    return v;
+  };
+  for (int64_t b = 0; b < nb; ++b) {
+    // Group 0: blocks 0..15 at byte 0 (d 16 x 2, masks 16 x 4, kept 16 x 16); group 1: blocks 16, 17
+    // at byte 16 x 22 = 352 (d 2 x 2, masks 2 x 4, kept 2 x 16).
+    const size_t g0 = b < 16 ? 0 : 352, cnt = b < 16 ? 16 : 2, i = (size_t)(b % 16);
+    EXPECT_EQ(u16(g0 + 2 * i), 0x3C00 + b) << b;
+    EXPECT_EQ(u32(g0 + 2 * cnt + 4 * i), masks[(size_t)b]) << b;
+    for (int k = 0; k < 16; ++k) EXPECT_EQ(row[g0 + 6 * cnt + 16 * i + (size_t)k], b + k) << b << " " << k;
+    const SparseGroup grp = sparse_group(f, row.data(), nb, b / 16);
+    EXPECT_EQ(grp.p.d, row.data() + g0);
+    EXPECT_EQ(grp.cnt, (int)cnt);
+  }
+  std::vector<uint8_t> back(dense.size());
+  sparse_expand_row(f, row.data(), back.data(), n);
+  EXPECT_EQ(back, dense);
+}
+
 TEST(SparseFormat, SimdExpansionEqualsScalar) {
   const std::vector<SparseExpandFn> fns = {isa_supported(Isa::kAvx2) ? sparse_expander_avx2() : nullptr,
                                            isa_supported(Isa::kAvx512) ? sparse_expander_avx512() : nullptr};
@@ -192,7 +233,7 @@ TEST(SparseFormat, SimdExpansionEqualsScalar) {
     const Pair p = make_pair(t, 1, nb * 32, 5);
     // Also extreme codes: all-ones / all-zero kept bytes keep their masks.
     std::vector<uint8_t> s = p.sparse;
-    uint8_t* kept = s.data() + (sparse_planes(f, s.data(), nb).kept - s.data());
+    uint8_t* kept = s.data() + (sparse_group(f, s.data(), nb, 0).p.kept - s.data());  // blocks 0..15
     for (int64_t b = 0; b < 4; ++b) std::memset(kept + b * f.kept_bytes, b % 2 ? 0xFF : 0x00, f.kept_bytes);
     std::vector<uint8_t> want(f.dense_block_bytes * nb), got(want.size());
     sparse_expand_row(f, s.data(), want.data(), nb * 32);

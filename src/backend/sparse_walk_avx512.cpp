@@ -102,7 +102,7 @@ void pack_cols(const uint8_t* x, size_t xrb, int64_t cols, int64_t nb, int offse
   }
 }
 
-// Blocks [16 g, 16 g + cnt) of a planar row (tensor/sparse_nm.h): p points at block 16 g of each plane.
+// Blocks [16 g, 16 g + cnt) of a row: p is the planar group g (tensor/sparse_nm.h).
 template <bool kQ8, int K, int C, bool kFull>
 __attribute__((always_inline)) inline void walk_group(int64_t g, int cnt, const SparsePlanes& p, size_t kb,
                                                       const uint8_t* xw, size_t xb, size_t steps_bytes,
@@ -140,11 +140,8 @@ void walk_row(const SparseTypeInfo& f, int64_t nb, const uint8_t* row, const uin
   unroll<C>([&](auto c) { acc[c] = _mm_setzero_ps(); });
   const size_t steps_bytes = (size_t)((nb + 1) / 2) * 128;
   const int64_t full = nb / kGroup;
-  const SparsePlanes p = sparse_planes(f, row, nb);
   const size_t kb = f.kept_bytes;
-  auto at = [&](int64_t g) {
-    return SparsePlanes{p.d + g * kGroup * 2, p.mask + g * kGroup * 4, p.kept + g * kGroup * kb};
-  };
+  auto at = [&](int64_t g) { return sparse_group(f, row, nb, g).p; };
   for (int64_t g = 0; g < full; ++g) walk_group<kQ8, K, C, true>(g, kGroup, at(g), kb, xw, xb, steps_bytes, acc);
   if (full * kGroup < nb)
     walk_group<kQ8, K, C, false>(full, (int)(nb - full * kGroup), at(full), kb, xw, xb, steps_bytes, acc);

@@ -16,7 +16,7 @@ struct Pattern {
 constexpr Pattern kPatterns[] = {{1, 4}, {2, 4}, {1, 8}, {2, 8}, {4, 8}, {4, 16}, {8, 16}};
 constexpr int kNumPatterns = (int)(sizeof(kPatterns) / sizeof(kPatterns[0]));
 constexpr DType kBases[] = {DType::Q8_0, DType::Q4_0, DType::F16};
-constexpr uint32_t kFirstId[] = {230, 240, 250};
+constexpr uint32_t kFirstId[] = {260, 270, 280};
 
 constexpr SparseTypeInfo make_info(int b, int p) {
   const DType base = kBases[b];
@@ -103,16 +103,17 @@ std::string sparse_patterns_string() {
   return s;
 }
 
-bool is_retired_sparse_type_id(uint32_t id) { return id >= 200 && id <= 226 && id % 10 <= 6; }
+bool is_retired_sparse_type_id(uint32_t id) { return id >= 200 && id <= 256 && id % 10 <= 6; }
 
 Status validate_sparse_rows(const SparseTypeInfo& f, const void* data, int64_t n, int64_t rows,
                             const std::string& what) {
   const int64_t nb = n / kSparseBlock;
   const uint32_t gm = group_mask(f.m);
   for (int64_t r = 0; r < rows; ++r) {
-    const uint8_t* masks = sparse_planes(f, static_cast<const uint8_t*>(data) + (size_t)r * nb * f.block_bytes, nb).mask;
+    const uint8_t* row = static_cast<const uint8_t*>(data) + (size_t)r * nb * f.block_bytes;
     for (int64_t b = 0; b < nb; ++b) {
-      const uint32_t mask = ld_u32(masks + 4 * b);
+      const SparseGroup grp = sparse_group(f, row, nb, b / kSparseGroupBlocks);
+      const uint32_t mask = ld_u32(grp.p.mask + 4 * (b - grp.b0));
       if (std::popcount(mask) == f.kept) {
         bool ok = true;
         for (int g = 0; g < 32 / f.m && ok; ++g) ok = std::popcount((mask >> (g * f.m)) & gm) == f.n;
@@ -133,11 +134,12 @@ Status validate_sparse_rows(const SparseTypeInfo& f, const void* data, int64_t n
 
 void sparse_expand_row(const SparseTypeInfo& f, const void* src, void* dst, int64_t n) {
   const int64_t nb = n / kSparseBlock;
-  const SparsePlanes p = sparse_planes(f, src, nb);
   auto* d = static_cast<uint8_t*>(dst);
   for (int64_t b = 0; b < nb; ++b, d += f.dense_block_bytes) {
-    const uint32_t mask = ld_u32(p.mask + 4 * b);
-    const uint8_t* kv = p.kept + (size_t)b * f.kept_bytes;
+    const SparseGroup grp = sparse_group(f, src, nb, b / kSparseGroupBlocks);
+    const int64_t i = b - grp.b0;
+    const uint32_t mask = ld_u32(grp.p.mask + 4 * i);
+    const uint8_t* kv = grp.p.kept + (size_t)i * f.kept_bytes;
     if (f.base == DType::F16) {
       std::memset(d, 0, 64);
       int k = 0;
@@ -145,7 +147,7 @@ void sparse_expand_row(const SparseTypeInfo& f, const void* src, void* dst, int6
         if (mask >> j & 1) std::memcpy(d + 2 * j, kv + 2 * k++, 2);
       continue;
     }
-    std::memcpy(d, p.d + 2 * b, 2);  // d
+    std::memcpy(d, grp.p.d + 2 * i, 2);  // d
     uint8_t codes[32];
     const bool q8 = f.base == DType::Q8_0;
     int k = 0;
@@ -170,16 +172,15 @@ void sparse_compress_row(const SparseTypeInfo& f, const void* dense, const uint3
   const int64_t nb = n / kSparseBlock;
   const auto* s = static_cast<const uint8_t*>(dense);
   auto* out = static_cast<uint8_t*>(dst);
-  uint8_t* d_plane = out;
-  uint8_t* mask_plane = out + (size_t)nb * f.d_bytes;
-  uint8_t* kept_plane = mask_plane + (size_t)nb * 4;
-  std::memset(kept_plane, 0, (size_t)nb * f.kept_bytes);
+  std::memset(out, 0, (size_t)nb * f.block_bytes);
   for (int64_t b = 0; b < nb; ++b, s += f.dense_block_bytes) {
+    const SparseGroup grp = sparse_group(f, out, nb, b / kSparseGroupBlocks);
+    const int64_t i = b - grp.b0;
     const uint32_t mask = masks[b];
     FRUGAL_CHECK(std::popcount(mask) == f.kept);
-    if (f.base != DType::F16) std::memcpy(d_plane + 2 * b, s, 2);
-    std::memcpy(mask_plane + 4 * b, &mask, 4);
-    uint8_t* kv = kept_plane + (size_t)b * f.kept_bytes;
+    if (f.base != DType::F16) std::memcpy(out + (grp.p.d - out) + 2 * i, s, 2);
+    std::memcpy(out + (grp.p.mask - out) + 4 * i, &mask, 4);
+    uint8_t* kv = out + (grp.p.kept - out) + (size_t)i * f.kept_bytes;
     int k = 0;
     const int half = f.kept / 2;
     for (int j = 0; j < 32; ++j) {

@@ -3,17 +3,21 @@
 // A sparse type stores a row of a base format (Q8_0, Q4_0 or F16) in which, in every group of M
 // consecutive elements along the row, at most N are non-zero; only N values per group are stored, plus
 // a keep mask. Blocks cover 32 elements (one Q8_0 activation block); M divides 32, so groups never
-// straddle blocks. A row of nb = n / 32 blocks is stored PLANAR (little-endian), so that a kernel reads
-// the scales of 16 blocks, the masks of 4 blocks and the kept values of 4 blocks with one load each:
-//   d plane     nb x f16 d      (Q8_0 and Q4_0 bases; F16 has none)
-//   mask plane  nb x u32 mask
-//   kept plane  nb x kept bytes: Q8_0: K int8 codes; Q4_0: K/2 bytes, byte i = kept i | kept i+K/2 << 4;
+// straddle blocks. A row of nb = n / 32 blocks is a sequence of GROUPS of 16 blocks (the last one has
+// nb mod 16 when that is not 0), and each group is stored PLANAR (little-endian), so that a kernel reads
+// the scales of 16 blocks, the masks of 4 blocks and the kept values of 4 blocks with one load each, and a
+// row is still one sequential stream (the group's planes lie within its few hundred bytes):
+//   d plane     cnt x f16 d      (Q8_0 and Q4_0 bases; F16 has none)
+//   mask plane  cnt x u32 mask
+//   kept plane  cnt x kept bytes: Q8_0: K int8 codes; Q4_0: K/2 bytes, byte i = kept i | kept i+K/2 << 4;
 //               F16: K f16 values
-// with K = 32 N / M kept values per block, in element order; mask bit j (LSB first) = element j of the
-// block is kept; every group of M mask bits has exactly N bits set. A dropped element is exactly 0
-// (Q4_0: code 8). Row bytes = nb x block_bytes, as for a block format. Expanding a row gives the dense
-// base row whose kept codes are the stored ones and whose other codes are 0 (Q4_0: 8): the sparse row
-// and its expansion compute identical dot products. Functions taking `n` work on whole rows.
+// with cnt the group's blocks, K = 32 N / M kept values per block, in element order; mask bit j (LSB
+// first) = element j of the block is kept; every group of M mask bits has exactly N bits set. A dropped
+// element is exactly 0 (Q4_0: code 8). Group g starts at byte 16 g x block_bytes; row bytes = nb x
+// block_bytes, as for a block format. A row of at most 16 blocks is one planar group. Expanding a row
+// gives the dense base row whose kept codes are the stored ones and whose other codes are 0 (Q4_0: 8):
+// the sparse row and its expansion compute identical dot products. Functions taking `n` work on whole
+// rows.
 #pragma once
 
 #include <cstddef>
@@ -38,19 +42,33 @@ struct SparseTypeInfo {
   size_t dense_block_bytes;  // bytes of 32 elements of `base`
 };
 
-// The three planes of a row of nb blocks starting at `row`.
+// The three planes of one group of blocks.
 struct SparsePlanes {
-  const uint8_t* d;     // nb * d_bytes
-  const uint8_t* mask;  // nb * 4
-  const uint8_t* kept;  // nb * kept_bytes
+  const uint8_t* d;     // cnt * d_bytes
+  const uint8_t* mask;  // cnt * 4
+  const uint8_t* kept;  // cnt * kept_bytes
 };
-inline SparsePlanes sparse_planes(const SparseTypeInfo& f, const void* row, int64_t nb) {
-  const auto* p = static_cast<const uint8_t*>(row);
-  return SparsePlanes{p, p + (size_t)nb * f.d_bytes, p + (size_t)nb * (f.d_bytes + 4)};
+
+// Blocks per group of a sparse row.
+constexpr int64_t kSparseGroupBlocks = 16;
+inline int64_t sparse_group_count(int64_t nb) { return (nb + kSparseGroupBlocks - 1) / kSparseGroupBlocks; }
+
+// Group g of a row of nb blocks starting at `row`: its planes, its first block and its block count.
+struct SparseGroup {
+  SparsePlanes p;
+  int64_t b0;
+  int cnt;
+};
+inline SparseGroup sparse_group(const SparseTypeInfo& f, const void* row, int64_t nb, int64_t g) {
+  const int64_t b0 = g * kSparseGroupBlocks;
+  const int cnt = (int)(nb - b0 < kSparseGroupBlocks ? nb - b0 : kSparseGroupBlocks);
+  const auto* p = static_cast<const uint8_t*>(row) + (size_t)b0 * f.block_bytes;
+  return SparseGroup{SparsePlanes{p, p + (size_t)cnt * f.d_bytes, p + (size_t)cnt * (f.d_bytes + 4)}, b0, cnt};
 }
 
-// Type ids 200..226 were a block-interleaved layout of an earlier frugal build; files with them are
-// refused with a message saying to prune again (true for those ids).
+// Type ids 200..226 (a block-interleaved layout) and 230..256 (whole rows planar) were the layouts of
+// earlier frugal builds; files with them are refused with a message saying to prune again (true for
+// those ids).
 bool is_retired_sparse_type_id(uint32_t id);
 
 // All sparse types, in id order (sparse_type_at(i), i < sparse_type_count()).
