@@ -210,6 +210,71 @@ void walk_row(const SparseTypeInfo& f, int64_t nb, const uint8_t* row, const uin
   unroll<C>([&](auto c) { out[c * ldo] = sum_block_lanes(acc[c]); });
 }
 
+// One activation column, R rows at once: step s of the R rows' group g in turn, the activation window
+// of the step loaded once. Per row exactly walk_group's arithmetic (the integer sums are exact, the float
+// steps the same), so the bits do not depend on R.
+template <bool kQ4, int N, int R, bool kFull>
+__attribute__((always_inline)) inline void walk_group_rows(int64_t g, int cnt, const SparsePlanes* p,
+                                                           const uint8_t* xw, size_t acts_bytes, const Consts& k,
+                                                           __m128 acc[R]) {
+  using F = Fmt<kQ4, N>;
+  auto has = [&](int block) { return kFull || block < cnt; };
+  const uint8_t* xs = xw + g * kGroup * 32;
+  __m512i v[R][F::kSteps];
+  unroll<F::kSteps>([&](auto s) {
+    if (!has(F::kStep * s)) {
+      unroll<R>([&](auto r) { v[r][s] = _mm512_setzero_si512(); });
+      return;
+    }
+    const uint8_t* win = xs + F::kStep * 32 * s;
+    const __m512i w0 = _mm512_load_si512(win), w1 = _mm512_load_si512(win + 64);
+    __m512i w2 = w0, w3 = w1;
+    if constexpr (F::kStep == 8) {
+      w2 = _mm512_load_si512(win + 128);
+      w3 = _mm512_load_si512(win + 192);
+    }
+    const int n_blocks = kFull ? F::kStep : std::min(F::kStep, cnt - F::kStep * s);
+    unroll<R>([&](auto r) {
+      const StepW sw = step_weights<kQ4, N, kFull>(p[r].mask + 4 * F::kStep * s,
+                                                   p[r].kept + F::kKeptBytes * F::kStep * s, n_blocks, k);
+      __m512i xg = _mm512_permutex2var_epi8(w0, sw.idx, w1);
+      if constexpr (F::kStep == 8)
+        xg = _mm512_mask_blend_epi8(_mm512_movepi8_mask(sw.idx), xg, _mm512_permutex2var_epi8(w2, sw.idx, w3));
+      v[r][s] = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), xg, sw.w), sw.corr);
+    });
+  });
+  const __m512 dx = _mm512_load_ps(xw + acts_bytes + g * 64);
+  unroll<R>([&](auto r) {
+    const __m512 dw = _mm512_cvtph_ps(kFull ? _mm256_loadu_si256((const __m256i*)p[r].d)
+                                            : _mm256_maskz_loadu_epi16((__mmask16)((1u << cnt) - 1), p[r].d));
+    const __m512 f = _mm512_cvtepi32_ps(reduce_steps<F::kSteps>(v[r]));
+    accumulate_blocks<kFull>(f, _mm512_mul_ps(dw, dx), cnt, acc[r]);
+  });
+}
+
+// T = 1: rows row, row + step, ..., row + (R - 1) step; out[r * step].
+template <bool kQ4, int N, int R>
+void walk_rows_t1(const SparseTypeInfo& f, int64_t nb, const uint8_t* row, size_t wrb, int64_t step,
+                  const uint8_t* xw, float* out, const Consts& k) {
+  __m128 acc[R];
+  unroll<R>([&](auto r) { acc[r] = _mm_setzero_ps(); });
+  const size_t acts_bytes = (size_t)((nb + kPad - 1) / kPad) * kPad * 32;
+  SparsePlanes p[R];
+  auto at = [&](int64_t g) {
+    unroll<R>([&](auto r) { p[r] = sparse_group(f, row + (size_t)(r * step) * wrb, nb, g).p; });
+  };
+  const int64_t full = nb / kGroup;
+  for (int64_t g = 0; g < full; ++g) {
+    at(g);
+    walk_group_rows<kQ4, N, R, true>(g, kGroup, p, xw, acts_bytes, k, acc);
+  }
+  if (full * kGroup < nb) {
+    at(full);
+    walk_group_rows<kQ4, N, R, false>(full, (int)(nb - full * kGroup), p, xw, acts_bytes, k, acc);
+  }
+  unroll<R>([&](auto r) { out[r * step] = sum_block_lanes(acc[r]); });
+}
+
 template <bool kQ4, int N>
 void walk(const SparseTypeInfo& f, int64_t n, const uint8_t* w, size_t wrb, int64_t r0, int64_t r1, const uint8_t* x,
           size_t xrb, int64_t T, float* y, int64_t ldy) {
@@ -219,6 +284,12 @@ void walk(const SparseTypeInfo& f, int64_t n, const uint8_t* w, size_t wrb, int6
   const size_t xb = col_bytes(nb);
   uint8_t* xw = grow(xbuf, (size_t)T * xb);
   pack_cols(x, xrb, T, nb, xw);
+  if (T == 1) {  // 4 rows from the 4 quarters of the range: 4 sequential streams, as the dense walk
+    const int64_t q = (r1 - r0) / 4;
+    for (int64_t j = r0; j < r0 + q; ++j) walk_rows_t1<kQ4, N, 4>(f, nb, w + j * wrb, wrb, q, xw, y + j, k);
+    for (int64_t r = r0 + 4 * q; r < r1; ++r) walk_rows_t1<kQ4, N, 1>(f, nb, w + r * wrb, wrb, 0, xw, y + r, k);
+    return;
+  }
   for_rows_prefetched(w, wrb, (size_t)nb * f.block_bytes, r0, r1, [&](const uint8_t* row, int64_t r) {
     for_column_groups(T, [&](auto cols, int64_t c0) {
       walk_row<kQ4, N, decltype(cols)::value>(f, nb, row, xw + c0 * xb, xb, y + c0 * ldy + r, ldy, k);
