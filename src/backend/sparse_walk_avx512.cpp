@@ -64,20 +64,28 @@ inline __m512 gather_f16(const uint8_t* base, size_t stride, int count) {
   return _mm512_cvtph_ps(_mm256_load_si256((const __m256i*)v));
 }
 
-// v[s]: lanes 0..7 = partial sums of block 2s, lanes 8..15 = block 2s+1. Returns lane b = block b.
-inline __m512i reduce_blocks(const __m512i v[8]) {
+// Level 1 of the block reduction: u = pairs of step sums (v[2q], v[2q+1]) combined.
+// u[q]: the four blocks 4q .. 4q+3, 4 partial-sum lanes each. Returns lane b = block b.
+inline __m512i reduce_pairs(const __m512i u[4]) {
   auto combine = [](__m512i a, __m512i b, __m512i lo, __m512i hi) {
     return _mm512_add_epi32(_mm512_permutex2var_epi32(a, lo, b), _mm512_permutex2var_epi32(a, hi, b));
   };
-  const __m512i l1 = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
-  const __m512i h1 = _mm512_setr_epi32(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
   const __m512i l2 = _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29);
   const __m512i h2 = _mm512_setr_epi32(2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
   const __m512i l3 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i h3 = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-  const __m512i u0 = combine(v[0], v[1], l1, h1), u1 = combine(v[2], v[3], l1, h1);
-  const __m512i u2 = combine(v[4], v[5], l1, h1), u3 = combine(v[6], v[7], l1, h1);
-  return combine(combine(u0, u1, l2, h2), combine(u2, u3, l2, h2), l3, h3);
+  return combine(combine(u[0], u[1], l2, h2), combine(u[2], u[3], l2, h2), l3, h3);
+}
+
+// v[s]: lanes 0..7 = partial sums of block 2s, lanes 8..15 = block 2s+1. Returns lane b = block b.
+inline __m512i reduce_blocks(const __m512i v[8]) {
+  const __m512i l1 = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+  const __m512i h1 = _mm512_setr_epi32(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+  __m512i u[4];
+  for (int q = 0; q < 4; ++q)
+    u[q] = _mm512_add_epi32(_mm512_permutex2var_epi32(v[2 * q], l1, v[2 * q + 1]),
+                            _mm512_permutex2var_epi32(v[2 * q], h1, v[2 * q + 1]));
+  return reduce_pairs(u);
 }
 
 // Activations per column: steps of two blocks [q 64 B | corr 64 B (-offset * sum4(q))], then groups of
@@ -148,6 +156,70 @@ void walk_row(const SparseTypeInfo& f, int64_t nb, const uint8_t* row, const uin
   unroll<C>([&](auto c) { out[c * ldo] = sum_block_lanes(acc[c]); });
 }
 
+// One activation column, R rows at once: each step (2 blocks) of the R rows' group g in turn, the step's
+// activations loaded once, the step sums combined pairwise as they come (reduce_blocks' first level; the
+// integer sums are exact, so the order does not change them). Per row exactly walk_group's values.
+template <bool kQ8, int K, int R, bool kFull>
+__attribute__((always_inline)) inline void walk_group_rows(int64_t g, int cnt, const SparsePlanes* p, size_t kb,
+                                                           const uint8_t* xw, size_t steps_bytes, __m128 acc[R]) {
+  auto has = [&](int block) { return kFull || block < cnt; };
+  const __m512i l1 = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+  const __m512i h1 = _mm512_setr_epi32(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+  const uint8_t* xs = xw + g * (kGroup / 2) * 128;
+  __m512i u[R][4];
+  unroll<4>([&](auto q) {
+    __m512i v[R][2];
+    unroll<2>([&](auto h) {
+      constexpr int s = 2 * decltype(q)::value + decltype(h)::value;
+      if (!has(2 * s)) {
+        unroll<R>([&](auto r) { v[r][h] = _mm512_setzero_si512(); });
+        return;
+      }
+      const __m512i xq = _mm512_load_si512(xs + 128 * s), xc = _mm512_load_si512(xs + 128 * s + 64);
+      unroll<R>([&](auto r) {
+        const __m256i lo = block_codes<kQ8, K>(p[r].mask + 8 * s, p[r].kept + 2 * s * kb);
+        const __m256i hi = has(2 * s + 1) ? block_codes<kQ8, K>(p[r].mask + 8 * s + 4, p[r].kept + (2 * s + 1) * kb) : lo;
+        v[r][h] = _mm512_dpbusd_epi32(xc, _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), xq);
+      });
+    });
+    unroll<R>([&](auto r) {
+      u[r][q] = _mm512_add_epi32(_mm512_permutex2var_epi32(v[r][0], l1, v[r][1]),
+                                 _mm512_permutex2var_epi32(v[r][0], h1, v[r][1]));
+    });
+  });
+  const __m512 dx = _mm512_load_ps(xw + steps_bytes + g * 64);
+  unroll<R>([&](auto r) {
+    const __m512 dw = _mm512_cvtph_ps(kFull ? _mm256_loadu_si256((const __m256i*)p[r].d)
+                                            : _mm256_maskz_loadu_epi16((__mmask16)((1u << cnt) - 1), p[r].d));
+    const __m512 f = _mm512_cvtepi32_ps(reduce_pairs(u[r]));
+    accumulate_blocks<kFull>(f, _mm512_mul_ps(dw, dx), cnt, acc[r]);
+  });
+}
+
+// T = 1: rows row, row + step, ..., row + (R - 1) step; out[r * step].
+template <bool kQ8, int K, int R>
+void walk_rows_t1(const SparseTypeInfo& f, int64_t nb, const uint8_t* row, size_t wrb, int64_t step,
+                  const uint8_t* xw, float* out) {
+  __m128 acc[R];
+  unroll<R>([&](auto r) { acc[r] = _mm_setzero_ps(); });
+  const size_t steps_bytes = (size_t)((nb + 1) / 2) * 128;
+  const size_t kb = f.kept_bytes;
+  SparsePlanes p[R];
+  auto at = [&](int64_t g) {
+    unroll<R>([&](auto r) { p[r] = sparse_group(f, row + (size_t)(r * step) * wrb, nb, g).p; });
+  };
+  const int64_t full = nb / kGroup;
+  for (int64_t g = 0; g < full; ++g) {
+    at(g);
+    walk_group_rows<kQ8, K, R, true>(g, kGroup, p, kb, xw, steps_bytes, acc);
+  }
+  if (full * kGroup < nb) {
+    at(full);
+    walk_group_rows<kQ8, K, R, false>(full, (int)(nb - full * kGroup), p, kb, xw, steps_bytes, acc);
+  }
+  unroll<R>([&](auto r) { out[r * step] = sum_block_lanes(acc[r]); });
+}
+
 template <bool kQ8, int K>
 void walk(const SparseTypeInfo& f, int64_t n, const uint8_t* w, size_t wrb, int64_t r0, int64_t r1, const uint8_t* x,
           size_t xrb, int64_t T, float* y, int64_t ldy) {
@@ -156,6 +228,12 @@ void walk(const SparseTypeInfo& f, int64_t n, const uint8_t* w, size_t wrb, int6
   const size_t xb = col_bytes(nb);
   uint8_t* xw = grow(xbuf, (size_t)T * xb);
   pack_cols(x, xrb, T, nb, kQ8 ? 128 : 8, xw);
+  if (T == 1) {  // 4 rows from the 4 quarters of the range: 4 sequential streams, as the dense walk
+    const int64_t q = (r1 - r0) / 4;
+    for (int64_t j = r0; j < r0 + q; ++j) walk_rows_t1<kQ8, K, 4>(f, nb, w + j * wrb, wrb, q, xw, y + j);
+    for (int64_t r = r0 + 4 * q; r < r1; ++r) walk_rows_t1<kQ8, K, 1>(f, nb, w + r * wrb, wrb, 0, xw, y + r);
+    return;
+  }
   for_rows_prefetched(w, wrb, (size_t)nb * f.block_bytes, r0, r1, [&](const uint8_t* row, int64_t r) {
     for_column_groups(T, [&](auto cols, int64_t c0) {
       walk_row<kQ8, K, decltype(cols)::value>(f, nb, row, xw + c0 * xb, xb, y + c0 * ldy + r, ldy);
