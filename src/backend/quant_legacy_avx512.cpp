@@ -150,6 +150,28 @@ inline __m256 gather_f16x8(const uint8_t* base, int stride, int count) {
   return _mm256_cvtph_ps(_mm_load_si128((const __m128i*)v));
 }
 
+// The 8 fp16 scales at byte 0 of 8 consecutive 18- or 34-byte blocks starting at wb, as f32 (other
+// sizes: gather_f16x8). Word permutes of whole cache lines (the bytes are in L1 anyway: the codes are
+// read from them) instead of 8 scalar loads and inserts; reads 128 (18-byte blocks) or 256 bytes (34),
+// within the 8 blocks.
+template <int kBytes>
+__attribute__((always_inline)) inline __m256 scales8(const uint8_t* wb) {
+  static_assert(kBytes % 2 == 0);
+  if constexpr (kBytes == 18) {
+    const __m512i idx = _mm512_castsi128_si512(_mm_setr_epi16(0, 9, 18, 27, 36, 45, 54, 63));
+    const __m512i d = _mm512_permutex2var_epi16(_mm512_loadu_si512(wb), idx, _mm512_loadu_si512(wb + 64));
+    return _mm256_cvtph_ps(_mm512_castsi512_si128(d));
+  } else if constexpr (kBytes == 34) {
+    // blocks 0..3 at words 0, 17, 34, 51 of bytes [0, 128); blocks 4..7 at words 4, 21, 38, 55 of [128, 256)
+    const __m512i idx = _mm512_castsi128_si512(_mm_setr_epi16(0, 17, 34, 51, 4, 21, 38, 55));
+    const __m512i lo = _mm512_permutex2var_epi16(_mm512_loadu_si512(wb), idx, _mm512_loadu_si512(wb + 64));
+    const __m512i hi = _mm512_permutex2var_epi16(_mm512_loadu_si512(wb + 128), idx, _mm512_loadu_si512(wb + 192));
+    return _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_mask_mov_epi16(lo, 0xF0, hi)));
+  } else {
+    return gather_f16x8(wb, kBytes, 8);
+  }
+}
+
 // ================================================================ row walk
 
 // Activations for the row walk, per column: nsteps steps of [q 64 B | corr 64 B] (two blocks), then
@@ -293,7 +315,7 @@ __attribute__((always_inline)) inline void walk_group8(int64_t g, int cnt, const
   if constexpr (W::kMin) sx = _mm256_load_ps((const float*)(xg + 64));
   unroll<R>([&](auto r) __attribute__((always_inline)) {
     const __m256 f = _mm512_castps512_ps256(_mm512_cvtepi32_ps(reduce_blocks<4>(v[r])));  // lanes 0..7
-    const __m256 dw = gather_f16x8(wb[r], W::kBytes, kFull ? 8 : cnt);
+    const __m256 dw = kFull ? scales8<W::kBytes>(wb[r]) : gather_f16x8(wb[r], W::kBytes, cnt);
     const __m256 sv = _mm256_mul_ps(dw, dx);
     __m256 mw;
     if constexpr (W::kMin) mw = gather_f16x8(wb[r] + 2, W::kBytes, kFull ? 8 : cnt);
