@@ -214,6 +214,8 @@ run_engine() {  # engine label threads round model; sets $others (others' CPU % 
 # repeated, up to --extra-rounds more rounds per model and thread count.
 engines=(frugal llamacpp)
 [[ $llamacpp_only -eq 1 ]] && engines=(llamacpp)
+round_stream="$run_dir/round-stream.tsv"
+: > "$round_stream"
 round=0
 for row in "${model_rows[@]}"; do
   label="${row%%$'\t'*}"; model="${row#*$'\t'}"
@@ -229,6 +231,10 @@ for row in "${model_rows[@]}"; do
         log "$label threads=$nt round $rnd (clean so far $clean/$reps): $e"
         run_engine "$e" "$label" "$nt" "$rnd" "$model"
       done
+      # A short read probe right after the round: the same-round bandwidth the decode is judged against.
+      probe="$run_dir/stream-${label// /_}-t$nt-r$rnd.json"
+      "$build/frugal_stream" --threads "$nt" --reps 5 --mib-per-array 1024 --json > "$probe" 2>/dev/null &&
+        printf '%s\t%s\t%s\t%s\n' "$label" "$nt" "$rnd" "$probe" >> "$round_stream"
       if (( max_others <= 10 )); then clean=$((clean + 1)); else log "  disturbed round (others used ${max_others}% CPU)"; fi
     done
   done
@@ -275,7 +281,11 @@ if [[ -n "$batched" ]]; then
           printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$([[ $e == frugal ]] && echo frugal || echo llama.cpp)" \
             "$label" "$nt" "$rnd" "$model" "$out" "$busy" "$others" >> "$batched_runs"
         done
-        if (( max_others <= 10 )); then clean=$((clean + 1)); else log "  disturbed round (others used ${max_others}% CPU)"; fi
+        # A short read probe right after the round: the same-round bandwidth the decode is judged against.
+      probe="$run_dir/stream-${label// /_}-t$nt-r$rnd.json"
+      "$build/frugal_stream" --threads "$nt" --reps 5 --mib-per-array 1024 --json > "$probe" 2>/dev/null &&
+        printf '%s\t%s\t%s\t%s\n' "$label" "$nt" "$rnd" "$probe" >> "$round_stream"
+      if (( max_others <= 10 )); then clean=$((clean + 1)); else log "  disturbed round (others used ${max_others}% CPU)"; fi
       done
     done
   done
@@ -308,7 +318,7 @@ json.dump({"date": e["M_DATE"], "cpu_model": e["M_CPU"], "n_cpus": int(e["M_NCPU
            "kernel": e["M_KERNEL"], "commit": e["M_COMMIT"], "peer": e["M_PEER"], "command": e["M_COMMAND"],
            "reps": int(e["M_REPS"]), "load_before": e["M_LOAD_BEFORE"], "load_after": e["M_LOAD_AFTER"]},
           open(sys.argv[1], "w"), indent=1)' "$run_dir/meta.json"
-report_args=(report --runs "$runs" --batched-runs "$batched_runs" --startup "$startup_out" --stream "$run_dir/stream-before.json" "$run_dir/stream-after.json" --meta "$run_dir/meta.json")
+report_args=(report --runs "$runs" --batched-runs "$batched_runs" --startup "$startup_out" --stream "$run_dir/stream-before.json" "$run_dir/stream-after.json" --round-stream "$round_stream" --meta "$run_dir/meta.json")
 [[ "$docs" == "yes" ]] && report_args+=(--docs "$repo/docs/BENCHMARKS.md" --block "$block")
 python3 "$repo/scripts/llamacpp/bench_report.py" "${report_args[@]}" | tee "$run_dir/report.md"
 log "raw results in $run_dir"

@@ -4,6 +4,7 @@
   bench_report.py weights MODEL.gguf
       prints JSON: tensor bytes, bytes read per decoded token, parameter count, tensor count per type.
   bench_report.py report --runs RUNS.tsv --stream STREAM.json [STREAM.json ...] --meta META.json
+                         [--round-stream ROUND_STREAM.tsv]
                          [--docs docs/BENCHMARKS.md --block NAME]
       reads every run listed in RUNS.tsv (engine, type, threads, rep, model path, JSON path; one per line),
       prints a markdown table (t/s of both engines, ratio frugal/llama.cpp, decode GB/s and fraction of the
@@ -188,7 +189,7 @@ class Runs:
                     tests = {}
                 rows.append((mtype, threads, rnd, engine, tests, int(before or 0),
                              int(during) if during else None))
-        self.samples, self.cells = {}, {}
+        self.samples, self.cells, self.by_round = {}, {}, {}
         for mtype, threads in {(r[0], r[1]) for r in rows}:
             cell = [r for r in rows if r[0] == mtype and r[1] == threads]
             rounds = sorted({r[2] for r in cell})
@@ -199,6 +200,7 @@ class Runs:
                 if rnd in used:
                     for test, ts in tests.items():
                         self.samples.setdefault((mtype, threads, engine, test), []).extend(ts)
+                        self.by_round.setdefault((mtype, threads, engine, test), []).extend((rnd, t) for t in ts)
             self.cells[(mtype, threads)] = {
                 "rounds": len(rounds), "clean": len(clean),
                 "others_used": max((r[6] for r in cell if r[2] in used and r[6] is not None), default=None)}
@@ -219,6 +221,35 @@ def load_stream(paths):
             cur["triad_gbs"] = max(cur["triad_gbs"], float(r["triad_gbs"]))
             cur["read_gbs"] = max(cur["read_gbs"], float(r["read_gbs"]))
     return best
+
+
+def load_round_stream(path):
+    """ROUND_STREAM.tsv: type, threads, round, STREAM JSON of a short probe run right after that round ->
+    {(type, threads, round): read GB/s}."""
+    out = {}
+    if not path or not os.path.exists(path):
+        return out
+    with open(path) as f:
+        for line in f:
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) < 4:
+                continue
+            try:
+                with open(fields[3]) as j:
+                    data = json.load(j)
+            except (OSError, ValueError):
+                continue
+            for r in data.get("results", []):
+                if int(r["threads"]) == int(fields[1]):
+                    out[(fields[0], int(fields[1]), fields[2])] = float(r["read_gbs"])
+    return out
+
+
+def same_round_fraction(by_round, round_read, mtype, nt, engine, test, per_tok):
+    """Mean over the rounds used of (decode GB/s in the round) / (read GB/s probed right after it)."""
+    fr = [t * per_tok / 1e9 / round_read[(mtype, nt, rnd)]
+          for rnd, t in by_round.get((mtype, nt, engine, test), []) if round_read.get((mtype, nt, rnd))]
+    return statistics.fmean(fr) if fr else None
 
 
 def mean_sd(xs):
@@ -264,15 +295,16 @@ def bandwidth_goal(label):
     return 0.8 if "K_M" in label else 0.9
 
 
-def build_table(runs, stream, amx=False):
+def build_table(runs, stream, amx=False, round_read=None):
     samples, models, ran = runs.samples, runs.models, runs.ran
     tests = sorted({k[3] for k in samples}, key=lambda s: (s[:2] != "pp", s))
     types = list(models)
     threads = sorted({k[1] for k in ran})
     lines = [
         "| model | threads | test | frugal t/s | llama.cpp t/s | frugal / llama.cpp | target | "
-        "decode GB/s frugal / llama.cpp | % of read · triad frugal / llama.cpp | clean rounds | others' CPU % |",
-        "|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|",
+        "decode GB/s frugal / llama.cpp | % of read · triad frugal / llama.cpp | "
+        "% of same-round read frugal / llama.cpp | clean rounds | others' CPU % |",
+        "|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     weights = {t: weight_stats(models[t]) for t in types}
     for mtype in types:
@@ -286,7 +318,7 @@ def build_table(runs, stream, amx=False):
                 ratio = "%.2f" % (fm / lm) if fm and lm else "-"
                 goal = ratio_goal(mtype, test, amx)
                 target = "-" if ratio == "-" else ("≥ %.1f ok" % goal if fm / lm >= goal else "< %.1f MISSED" % goal)
-                gbs = frac = "-"
+                gbs = frac = same = "-"
                 if test.startswith("tg"):
                     per_tok = w["decode_bytes_per_token"]
                     g = [x * per_tok / 1e9 if x else None for x in (fm, lm)]
@@ -294,16 +326,24 @@ def build_table(runs, stream, amx=False):
                     rd, tri = stream.get(nt, {}).get("read_gbs"), stream.get(nt, {}).get("triad_gbs")
                     if rd and tri:
                         frac = " / ".join("%.0f%% · %.0f%%" % (100 * v / rd, 100 * v / tri) if v else "-" for v in g)
+                    sr = [same_round_fraction(runs.by_round, round_read or {}, mtype, nt, e, test, per_tok)
+                          for e in ("frugal", "llama.cpp")]
+                    if any(sr):
+                        same = " / ".join("%.0f%%" % (100 * v) if v else "-" for v in sr)
+                    # The target is judged on the same-round figure when there is one (the probe ran in the
+                    # same minute, so a slow or fast phase of the machine hits both), else on the best read.
                     bw_goal = bandwidth_goal(mtype)
-                    if bw_goal and rd and g[0] and nt == max(threads):
-                        ok = g[0] / rd >= bw_goal
-                        target += "; %s %.0f%% of read%s" % ("≥" if ok else "<", 100 * bw_goal, "" if ok else " MISSED")
+                    have = sr[0] if sr[0] else (g[0] / rd if rd and g[0] else None)
+                    if bw_goal and have and nt == max(threads):
+                        ok = have >= bw_goal
+                        target += "; %s %.0f%% of %sread%s" % ("≥" if ok else "<", 100 * bw_goal,
+                                                                "same-round " if sr[0] else "", "" if ok else " MISSED")
                 c = runs.cells.get((mtype, nt), {"rounds": 0, "clean": 0, "others_used": None})
                 cleans = "%d/%d%s" % (c["clean"], c["rounds"], "" if c["clean"] else " ⚠")
                 others = "?" if c["others_used"] is None else "≤ %d" % c["others_used"]
-                lines.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                lines.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                     label, nt, test, fmt_ts(fr, (mtype, nt, "frugal") in ran),
-                    fmt_ts(lc, (mtype, nt, "llama.cpp") in ran), ratio, target, gbs, frac, cleans, others))
+                    fmt_ts(lc, (mtype, nt, "llama.cpp") in ran), ratio, target, gbs, frac, same, cleans, others))
     return "\n".join(lines), weights
 
 
@@ -312,7 +352,8 @@ def render(args):
     stream = load_stream(args.stream)
     with open(args.meta) as f:
         meta = json.load(f)
-    table, weights = build_table(runs, stream, "amx_int8" in meta.get("cpu_flags", ""))
+    round_read = load_round_stream(args.round_stream)
+    table, weights = build_table(runs, stream, "amx_int8" in meta.get("cpu_flags", ""), round_read)
     out = ["Run %s on `%s` (%d logical CPUs; flags: %s), kernel %s." % (
         meta["date"], meta["cpu_model"], meta["n_cpus"], meta["cpu_flags"], meta["kernel"])]
     out.append("frugal commit `%s`; llama.cpp peer: %s." % (meta["commit"], meta["peer"]))
@@ -335,7 +376,10 @@ def render(args):
         "/proc/stat minus the engine's own CPU time); disturbed rounds are repeated a few times and only used, "
         "flagged ⚠, when no clean round exists. Others' CPU %% = the most other processes used during the "
         "rounds shown. Decode GB/s = tg t/s x bytes read per token (all weights except the embedding table: "
-        "%s); %% of triad is against frugal_stream's triad at the same thread count." % (
+        "%s); %% of read and of triad are against frugal_stream's best at the same thread count; %% of same-round "
+        "read divides each round's decode GB/s by a short read probe (frugal_stream) run right after that round, "
+        "averaged over the rounds: this VM's bandwidth moves by up to 2x within minutes, and the same-round figure "
+        "is what the bandwidth target is judged on." % (
             meta["reps"], CLEAN_OTHERS_PCT, ", ".join(
                 "%s %.1f MB" % (t, w["decode_bytes_per_token"] / 1e6) for t, w in weights.items())))
     if runs.failures:
@@ -427,6 +471,7 @@ def main():
     r = sub.add_parser("report")
     r.add_argument("--runs", required=True)
     r.add_argument("--stream", nargs="*", default=[])
+    r.add_argument("--round-stream", default="")
     r.add_argument("--meta", required=True)
     r.add_argument("--batched-runs")
     r.add_argument("--startup")
