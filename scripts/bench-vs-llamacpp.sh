@@ -281,11 +281,7 @@ if [[ -n "$batched" ]]; then
           printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$([[ $e == frugal ]] && echo frugal || echo llama.cpp)" \
             "$label" "$nt" "$rnd" "$model" "$out" "$busy" "$others" >> "$batched_runs"
         done
-        # A short read probe right after the round: the same-round bandwidth the decode is judged against.
-      probe="$run_dir/stream-${label// /_}-t$nt-r$rnd.json"
-      "$build/frugal_stream" --threads "$nt" --reps 5 --mib-per-array 1024 --json > "$probe" 2>/dev/null &&
-        printf '%s\t%s\t%s\t%s\n' "$label" "$nt" "$rnd" "$probe" >> "$round_stream"
-      if (( max_others <= 10 )); then clean=$((clean + 1)); else log "  disturbed round (others used ${max_others}% CPU)"; fi
+        if (( max_others <= 10 )); then clean=$((clean + 1)); else log "  disturbed round (others used ${max_others}% CPU)"; fi
       done
     done
   done
