@@ -205,15 +205,16 @@ TEST(Cli, BenchMarkdownTable) {
   EXPECT_TRUE(contains(r.out, "tg2")) << r.out;
 }
 
-// Default load mode: MoE models are read into anonymous memory (when they fit), dense ones mapped;
-// --mmap / --no-mmap force either; both flags together are an error.
-TEST(Cli, BenchLoadModeAutoReadsMoeAndMapsDense) {
+// Default load mode: models that fit in half the available memory (all of these) are read into
+// anonymous memory, MoE or dense; --mmap / --no-mmap force either; both flags together are an error.
+TEST(Cli, BenchLoadModeAutoReadsWhatFits) {
   const std::string moe = kGolden + "deepseek-moe-Q8_0.gguf";
   const struct {
     std::string model, flags, says;
   } cases[] = {{moe, "", "weights in anonymous memory"},
                {moe, " --mmap", "weights memory-mapped"},
-               {kStories, "", "weights memory-mapped"},
+               {kStories, "", "weights in anonymous memory"},
+               {kStories, " --mmap", "weights memory-mapped"},
                {kStories, " --no-mmap", "weights in anonymous memory"}};
   for (const auto& c : cases) {
     const Result r = frugal("bench -m " + c.model + " -p 0 -n 2 -t 1 -r 1" + c.flags);

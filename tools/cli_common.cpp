@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -92,8 +93,8 @@ void add_load_flags(CLI::App* app, LoadFlags* flags) {
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   auto* map = app->add_flag("--mmap", flags->mmap,
-                            "always map the weights from the page cache (default: map dense models, read MoE "
-                            "models that fit in half the available memory into huge pages)");
+                            "always map the weights from the page cache (default: read them into huge-page "
+                            "memory when the file fits in half the available memory, else map them)");
   app->add_flag("--no-mmap", flags->no_mmap,
                 "always read the weights into anonymous huge-page memory (the kernel cannot evict them)")
       ->excludes(map);
@@ -102,17 +103,17 @@ void add_load_flags(CLI::App* app, LoadFlags* flags) {
 
 StatusOr<std::unique_ptr<Model>> load_model(const std::string& path, const LoadFlags& flags, ThreadPool* pool,
                                             const char* who) {
-  // Auto mode peeks at the header (a plain map: only the metadata is read) for routed-expert tensors.
-  bool experts = false;
+  // Auto mode compares the file's size with the memory available (a missing file: 0 bytes, mapped, and
+  // Model::load says what is wrong).
   uint64_t file_bytes = 0, available = 0;
   if (!flags.mmap && !flags.no_mmap) {
-    FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> peek, GgufFile::open(path));
-    for (const GgufTensorInfo& t : peek->tensors()) experts = experts || t.name.find("_exps.") != std::string::npos;
-    file_bytes = peek->mapped() ? peek->mapped()->size() : 0;
+    std::error_code ec;
+    const uintmax_t size = std::filesystem::file_size(path, ec);
+    file_bytes = ec ? 0 : (uint64_t)size;
     available = memory_available_bytes();
   }
   LoadOptions lo;
-  lo.mode = choose_load_mode(flags, experts, file_bytes, available);
+  lo.mode = choose_load_mode(flags, file_bytes, available);
   const bool reading = lo.mode == LoadMode::kRead;
   lo.lock = flags.mlock;
   lo.populate = true;  // no page fault per weight page while decoding (see LoadOptions::populate)
@@ -148,10 +149,10 @@ StatusOr<std::unique_ptr<Model>> load_model(const std::string& path, const LoadF
   return model;
 }
 
-LoadMode choose_load_mode(const LoadFlags& flags, bool has_experts, uint64_t file_bytes, uint64_t available_bytes) {
+LoadMode choose_load_mode(const LoadFlags& flags, uint64_t file_bytes, uint64_t available_bytes) {
   if (flags.mmap) return LoadMode::kMmap;
   if (flags.no_mmap) return LoadMode::kRead;
-  return has_experts && file_bytes > 0 && file_bytes <= available_bytes / 2 ? LoadMode::kRead : LoadMode::kMmap;
+  return file_bytes > 0 && file_bytes <= available_bytes / 2 ? LoadMode::kRead : LoadMode::kMmap;
 }
 
 std::string huge_page_summary() {

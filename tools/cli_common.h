@@ -70,8 +70,8 @@ StatusOr<Runtime> make_runtime(int n_threads, const std::string& isa_name,
                                size_t repack_limit = kDefaultRepackLimit);
 
 // How the weights get into memory; one flag set shared by run, bench, serve, batched-bench and logits:
-//   default (auto): MoE models (expert tensors) whose file fits in half the memory available are read
-//     into anonymous huge-page memory, everything else is mapped (see choose_load_mode);
+//   default (auto): a model whose file fits in half the memory available is read into anonymous
+//     huge-page memory, a larger one is mapped (see choose_load_mode);
 //   --mmap / --no-mmap: always map the file / always read it into anonymous huge-page memory (in parallel);
 //   --mlock: lock the weights in RAM (a refusal is a warning, not an error).
 struct LoadFlags {
@@ -82,12 +82,12 @@ struct LoadFlags {
   size_t repack_limit() const { return repack_mib > 0 ? (size_t)repack_mib << 20 : 0; }
 };
 void add_load_flags(CLI::App* app, LoadFlags* flags);
-// The mode `flags` ask for with the file's facts: --mmap/--no-mmap win; otherwise kRead when the model has
-// routed experts and file_bytes <= available_bytes / 2, else kMmap. Why: a MoE decode step reads a few
-// experts scattered over the whole file, and on 4 KiB page-cache pages that ran 2.3x slower than on the
-// 2 MiB pages of the read copy (V2-Lite shape, docs/BENCHMARKS.md); dense models decode at the same speed
-// either way, so they keep the cheaper map.
-LoadMode choose_load_mode(const LoadFlags& flags, bool has_experts, uint64_t file_bytes, uint64_t available_bytes);
+// The mode `flags` ask for with the file's facts: --mmap/--no-mmap win; otherwise kRead when
+// file_bytes <= available_bytes / 2, else kMmap. Why: decode reads every weight once per token, and on the
+// 2 MiB pages of the read copy it ran faster than on 4 KiB page-cache pages: a MoE decode step (a few
+// experts scattered over the whole file) 2.3x on the V2-Lite shape; dense 1.1B models 6-12% at 2 threads
+// (docs/BENCHMARKS.md). Larger files are mapped so that they still load when memory is short.
+LoadMode choose_load_mode(const LoadFlags& flags, uint64_t file_bytes, uint64_t available_bytes);
 // Model::load with `flags`. --no-mmap reads on `pool` (nullptr: a temporary pool, one thread per core) and
 // shows a progress line on a terminal for files over 1 GiB; non-default flags get one stderr line
 // `<who>: weights ...` (mode, huge pages, lock, time); a refused lock gets a warning line.
