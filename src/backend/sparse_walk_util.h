@@ -13,9 +13,11 @@
 namespace frugal {
 namespace {  // NOLINT: per-ISA internal linkage
 
-// Rows [r0, r1) of w in order: fn(row pointer, r). The planes of a sparse row are two or three short
-// streams that the hardware prefetcher picks up late on long rows (measured: K = 5632 rows ran at half
-// the bandwidth of K = 2048 ones), so the row kPrefetchRows ahead is prefetched, one line at a time.
+// Rows [r0, r1) of w in order: fn(row pointer, r), the row kPrefetchRows ahead prefetched one line at a
+// time. Added when a row was three planes over the whole row (two or three short streams that the
+// hardware prefetcher picked up late: K = 5632 rows ran at half the bandwidth of K = 2048 ones); with
+// planar 16-block groups a row is one stream and the T = 1 walks read 4 rows from 4 quarters instead.
+// Kept for T > 1 and the F16 walk; not re-measured with the grouped layout.
 template <class Fn>
 __attribute__((always_inline)) inline void for_rows_prefetched(const uint8_t* w, size_t w_row_bytes, size_t row_bytes,
                                                                int64_t r0, int64_t r1, Fn&& fn) {
