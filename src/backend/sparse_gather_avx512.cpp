@@ -252,28 +252,17 @@ __attribute__((always_inline)) inline void walk_group_rows(int64_t g, int cnt, c
   });
 }
 
-// T = 1: rows row, row + step, ..., row + (R - 1) step; out[r * step].
-template <bool kQ4, int N, int R>
-void walk_rows_t1(const SparseTypeInfo& f, int64_t nb, const uint8_t* row, size_t wrb, int64_t step,
-                  const uint8_t* xw, float* out, const Consts& k) {
-  __m128 acc[R];
-  unroll<R>([&](auto r) { acc[r] = _mm_setzero_ps(); });
-  const size_t acts_bytes = (size_t)((nb + kPad - 1) / kPad) * kPad * 32;
-  SparsePlanes p[R];
-  auto at = [&](int64_t g) {
-    unroll<R>([&](auto r) { p[r] = sparse_group(f, row + (size_t)(r * step) * wrb, nb, g).p; });
-  };
-  const int64_t full = nb / kGroup;
-  for (int64_t g = 0; g < full; ++g) {
-    at(g);
-    walk_group_rows<kQ4, N, R, true>(g, kGroup, p, xw, acts_bytes, k, acc);
+// walk_group_rows as the group step of walk_quarters_t1 (sparse_walk_util.h).
+template <bool kQ4, int N>
+struct GroupRows {
+  const uint8_t* xw;
+  size_t acts_bytes;
+  const Consts& k;
+  template <int R, bool kFull>
+  __attribute__((always_inline)) void run(int64_t g, int cnt, const SparsePlanes* p, __m128* acc) const {
+    walk_group_rows<kQ4, N, R, kFull>(g, cnt, p, xw, acts_bytes, k, acc);
   }
-  if (full * kGroup < nb) {
-    at(full);
-    walk_group_rows<kQ4, N, R, false>(full, (int)(nb - full * kGroup), p, xw, acts_bytes, k, acc);
-  }
-  unroll<R>([&](auto r) { out[r * step] = sum_block_lanes(acc[r]); });
-}
+};
 
 template <bool kQ4, int N>
 void walk(const SparseTypeInfo& f, int64_t n, const uint8_t* w, size_t wrb, int64_t r0, int64_t r1, const uint8_t* x,
@@ -284,10 +273,9 @@ void walk(const SparseTypeInfo& f, int64_t n, const uint8_t* w, size_t wrb, int6
   const size_t xb = col_bytes(nb);
   uint8_t* xw = grow(xbuf, (size_t)T * xb);
   pack_cols(x, xrb, T, nb, xw);
-  if (T == 1) {  // 4 rows from the 4 quarters of the range: 4 sequential streams, as the dense walk
-    const int64_t q = (r1 - r0) / 4;
-    for (int64_t j = r0; j < r0 + q; ++j) walk_rows_t1<kQ4, N, 4>(f, nb, w + j * wrb, wrb, q, xw, y + j, k);
-    for (int64_t r = r0 + 4 * q; r < r1; ++r) walk_rows_t1<kQ4, N, 1>(f, nb, w + r * wrb, wrb, 0, xw, y + r, k);
+  if (T == 1) {
+    const size_t acts_bytes = (size_t)((nb + kPad - 1) / kPad) * kPad * 32;
+    walk_quarters_t1(f, nb, w, wrb, r0, r1, y, GroupRows<kQ4, N>{xw, acts_bytes, k});
     return;
   }
   for_rows_prefetched(w, wrb, (size_t)nb * f.block_bytes, r0, r1, [&](const uint8_t* row, int64_t r) {

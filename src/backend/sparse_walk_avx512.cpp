@@ -196,29 +196,17 @@ __attribute__((always_inline)) inline void walk_group_rows(int64_t g, int cnt, c
   });
 }
 
-// T = 1: rows row, row + step, ..., row + (R - 1) step; out[r * step].
-template <bool kQ8, int K, int R>
-void walk_rows_t1(const SparseTypeInfo& f, int64_t nb, const uint8_t* row, size_t wrb, int64_t step,
-                  const uint8_t* xw, float* out) {
-  __m128 acc[R];
-  unroll<R>([&](auto r) { acc[r] = _mm_setzero_ps(); });
-  const size_t steps_bytes = (size_t)((nb + 1) / 2) * 128;
-  const size_t kb = f.kept_bytes;
-  SparsePlanes p[R];
-  auto at = [&](int64_t g) {
-    unroll<R>([&](auto r) { p[r] = sparse_group(f, row + (size_t)(r * step) * wrb, nb, g).p; });
-  };
-  const int64_t full = nb / kGroup;
-  for (int64_t g = 0; g < full; ++g) {
-    at(g);
-    walk_group_rows<kQ8, K, R, true>(g, kGroup, p, kb, xw, steps_bytes, acc);
+// walk_group_rows as the group step of walk_quarters_t1 (sparse_walk_util.h).
+template <bool kQ8, int K>
+struct GroupRows {
+  size_t kb;
+  const uint8_t* xw;
+  size_t steps_bytes;
+  template <int R, bool kFull>
+  __attribute__((always_inline)) void run(int64_t g, int cnt, const SparsePlanes* p, __m128* acc) const {
+    walk_group_rows<kQ8, K, R, kFull>(g, cnt, p, kb, xw, steps_bytes, acc);
   }
-  if (full * kGroup < nb) {
-    at(full);
-    walk_group_rows<kQ8, K, R, false>(full, (int)(nb - full * kGroup), p, kb, xw, steps_bytes, acc);
-  }
-  unroll<R>([&](auto r) { out[r * step] = sum_block_lanes(acc[r]); });
-}
+};
 
 template <bool kQ8, int K>
 void walk(const SparseTypeInfo& f, int64_t n, const uint8_t* w, size_t wrb, int64_t r0, int64_t r1, const uint8_t* x,
@@ -228,10 +216,8 @@ void walk(const SparseTypeInfo& f, int64_t n, const uint8_t* w, size_t wrb, int6
   const size_t xb = col_bytes(nb);
   uint8_t* xw = grow(xbuf, (size_t)T * xb);
   pack_cols(x, xrb, T, nb, kQ8 ? 128 : 8, xw);
-  if (T == 1) {  // 4 rows from the 4 quarters of the range: 4 sequential streams, as the dense walk
-    const int64_t q = (r1 - r0) / 4;
-    for (int64_t j = r0; j < r0 + q; ++j) walk_rows_t1<kQ8, K, 4>(f, nb, w + j * wrb, wrb, q, xw, y + j);
-    for (int64_t r = r0 + 4 * q; r < r1; ++r) walk_rows_t1<kQ8, K, 1>(f, nb, w + r * wrb, wrb, 0, xw, y + r);
+  if (T == 1) {
+    walk_quarters_t1(f, nb, w, wrb, r0, r1, y, GroupRows<kQ8, K>{f.kept_bytes, xw, (size_t)((nb + 1) / 2) * 128});
     return;
   }
   for_rows_prefetched(w, wrb, (size_t)nb * f.block_bytes, r0, r1, [&](const uint8_t* row, int64_t r) {

@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "tensor/sparse_nm.h"
+
 namespace frugal {
 namespace {  // NOLINT: per-ISA internal linkage
 
@@ -61,6 +63,39 @@ __attribute__((always_inline)) inline void accumulate_blocks(__m512 f, __m512 sv
 inline float sum_block_lanes(__m128 acc) {
   const __m128 s2 = _mm_add_ps(acc, _mm_movehl_ps(acc, acc));
   return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
+}
+
+// T = 1, rows row, row + step, ..., row + (R - 1) step, group by group: grp.template run<R, kFull>(g, cnt,
+// the R rows' planes of group g, acc); then out[r * step] = the sum of acc[r]'s lanes.
+template <int R, class Group>
+__attribute__((always_inline)) inline void walk_rows_t1(const SparseTypeInfo& f, int64_t nb, const uint8_t* row,
+                                                        size_t wrb, int64_t step, float* out, const Group& grp) {
+  __m128 acc[R];
+  unroll<R>([&](auto r) { acc[r] = _mm_setzero_ps(); });
+  SparsePlanes p[R];
+  auto at = [&](int64_t g) {
+    unroll<R>([&](auto r) { p[r] = sparse_group(f, row + (size_t)(r * step) * wrb, nb, g).p; });
+  };
+  const int64_t full = nb / kSparseGroupBlocks;
+  for (int64_t g = 0; g < full; ++g) {
+    at(g);
+    grp.template run<R, true>(g, (int)kSparseGroupBlocks, p, acc);
+  }
+  if (full * kSparseGroupBlocks < nb) {
+    at(full);
+    grp.template run<R, false>(full, (int)(nb - full * kSparseGroupBlocks), p, acc);
+  }
+  unroll<R>([&](auto r) { out[r * step] = sum_block_lanes(acc[r]); });
+}
+
+// T = 1 over rows [r0, r1): 4 quarters of q rows, row j of every quarter at once (4 sequential streams, as
+// the dense walk), then the remaining rows one at a time; y[r] for every row.
+template <class Group>
+inline void walk_quarters_t1(const SparseTypeInfo& f, int64_t nb, const uint8_t* w, size_t wrb, int64_t r0,
+                             int64_t r1, float* y, const Group& grp) {
+  const int64_t q = (r1 - r0) / 4;
+  for (int64_t j = r0; j < r0 + q; ++j) walk_rows_t1<4>(f, nb, w + j * wrb, wrb, q, y + j, grp);
+  for (int64_t r = r0 + 4 * q; r < r1; ++r) walk_rows_t1<1>(f, nb, w + r * wrb, wrb, 0, y + r, grp);
 }
 
 }  // namespace
