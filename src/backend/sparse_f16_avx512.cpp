@@ -46,7 +46,7 @@ void walk_row(const SparseTypeInfo& f, const uint8_t* row, int64_t nb, const flo
     // Each half of a block holds whole groups (M <= 16), hence K/2 kept values: two 256-bit vpexpandw
     // (the 512-bit form costs about four times one 256-bit form on Zen 4).
     const SparseGroup grp = sparse_group(f, row, nb, b / kSparseGroupBlocks);
-    const uint32_t m = ld_u32(grp.p.mask + 4 * (b - grp.b0));
+    const uint32_t m = sparse_mask(f, grp.p.mask, b - grp.b0);
     const uint8_t* kv = grp.p.kept + (b - grp.b0) * 2 * K;
     const __m512 w0 = _mm512_cvtph_ps(_mm256_maskz_expand_epi16((__mmask16)m, load_half_kept<K>(kv)));
     const __m512 w1 = _mm512_cvtph_ps(_mm256_maskz_expand_epi16((__mmask16)(m >> 16), load_half_kept<K>(kv + K)));

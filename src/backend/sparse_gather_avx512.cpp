@@ -1,7 +1,8 @@
 // AVX-512 decode kernel for 1:4 and 2:4 sparse Q8_0 / Q4_0 weights (T < 8 activation columns) that
 // gathers the activations instead of placing the weights. For every kept weight it computes the index
-// of its activation from the block's keep mask (vpmultishiftqb + one 64-entry vpermb table: the
-// position of set bit s of the group's nibble, plus the group's base), gathers 64 activations with one
+// of its activation from the block's position codes (one vpermb puts each block's 2 or 3 code bytes
+// under the register bytes of its kept values, vpmultishiftqb pulls out each group's code, one vpermb
+// table maps (code, s) to the position of the group's kept value s, plus the group's base), gathers 64 activations with one
 // vpermt2b from a 128-element window (2:4: 4 blocks) or two from a 256-element window (1:4: 8 blocks),
 // and multiplies them with 64 kept values: half (2:4) or a quarter (1:4) of the dense kernel's
 // multiply-adds and no per-weight placement. The planar groups of the row layout (tensor/sparse_nm.h)
@@ -65,50 +66,54 @@ template <bool kQ4, int N>
 struct Fmt {
   static constexpr int kKept = 8 * N;                          // kept values per block
   static constexpr int kKeptBytes = kQ4 ? kKept / 2 : kKept;   // per block in the kept plane
+  static constexpr int kCodeBits = N == 1 ? 2 : 3;             // per group of 4 (tensor/sparse_nm.h)
+  static constexpr int kMaskBytes = kCodeBits;                 // 8 codes per block
   static constexpr int kStep = 64 / kKept;                     // blocks per step: 4 (2:4) or 8 (1:4)
   static constexpr int kSteps = kGroup / kStep;                // steps per group
 };
 
 // Tables for register byte j (block b, kept value kk = j % kKept, group g = kk / N, s = kk % N):
-//   ctrl[j]: bit offset of the group's nibble in the qword holding the masks of blocks (b & ~1, b | 1)
-//   sel[j]:  16 s (selects the table half); lut[16 s + nibble]: position of set bit number s
+//   qsrc:    register qword q gets the code bytes of its block (q * 8 / kKept) in its low bytes
+//   ctrl[j]: kCodeBits g, the bit offset of the group's code in that qword
+//   sel[j]:  8 s (selects the table half); lut[8 s + code]: position of the group's kept value s
 //   base[j]: 32 b + 4 g, the group's first activation in the step's window (< 256)
 //   perm[j]: Q4_0 only, the byte of [low nibbles of the 32 kept bytes | high nibbles] holding it
 struct Consts {
-  __m512i ctrl, sel, lut, base, perm, qsrc, lo4, k128, k8;
+  __m512i ctrl, sel, lut, base, perm, qsrc, code, lo4, k128, k8;
 };
 
 template <bool kQ4, int N>
 Consts make_consts() {
   using F = Fmt<kQ4, N>;
-  alignas(64) uint8_t ctrl[64], sel[64], lut[64] = {0}, base[64], perm[64];
-  alignas(64) int64_t qsrc[8];
+  alignas(64) uint8_t ctrl[64], sel[64], lut[64] = {0}, base[64], perm[64], qsrc[64];
   for (int j = 0; j < 64; ++j) {
     const int b = j / F::kKept, kk = j % F::kKept, g = kk / N, s = kk % N;
-    ctrl[j] = (uint8_t)(32 * (b % 2) + 4 * g);
-    sel[j] = (uint8_t)(16 * s);
+    ctrl[j] = (uint8_t)(F::kCodeBits * g);
+    sel[j] = (uint8_t)(8 * s);
     base[j] = (uint8_t)(32 * b + 4 * g);
     const int half = F::kKept / 2;
     perm[j] = (uint8_t)(kk < half ? b * F::kKeptBytes + kk : 32 + b * F::kKeptBytes + kk - half);
+    const int qb = (j / 8) * 8 / F::kKept;  // the block of register qword j / 8
+    qsrc[j] = (uint8_t)(j % 8 < F::kMaskBytes ? F::kMaskBytes * qb + j % 8 : 0);
   }
-  for (int q = 0; q < 8; ++q) qsrc[q] = (q * 8 / F::kKept) / 2;  // register qword q holds block q*8/kKept
-  for (int s = 0; s < 2; ++s)
-    for (int nib = 0; nib < 16; ++nib) {
-      int seen = 0;
-      for (int i = 0; i < 4; ++i)
-        if (nib >> i & 1) {
-          if (seen == s) lut[16 * s + nib] = (uint8_t)i;
-          ++seen;
-        }
+  // 1:4: the code is the position; 2:4: codes 0..5 = the pairs 01 02 12 03 13 23 (6, 7 never valid).
+  constexpr uint8_t kPairs[6][2] = {{0, 1}, {0, 2}, {1, 2}, {0, 3}, {1, 3}, {2, 3}};
+  for (int c = 0; c < 8; ++c) {
+    if (N == 1 && c < 4) lut[c] = (uint8_t)c;
+    if (N == 2 && c < 6) {
+      lut[c] = kPairs[c][0];
+      lut[8 + c] = kPairs[c][1];
     }
+  }
   return Consts{_mm512_load_si512(ctrl), _mm512_load_si512(sel), _mm512_load_si512(lut), _mm512_load_si512(base),
-                _mm512_load_si512(perm), _mm512_load_si512(qsrc), _mm512_set1_epi8(0x0F),
-                _mm512_set1_epi8((char)0x80), _mm512_set1_epi8(8)};
+                _mm512_load_si512(perm), _mm512_load_si512(qsrc), _mm512_set1_epi8((1 << F::kCodeBits) - 1),
+                _mm512_set1_epi8(0x0F), _mm512_set1_epi8((char)0x80), _mm512_set1_epi8(8)};
 }
 
 // The weights of one step of `n` (1..kStep) blocks: gather indices, 64 signed kept values, and
 // 128 * (sum of each 4 kept values) per dword lane. `mask` and `kept` point at the step's first block
-// in their planes; missing blocks read as mask 0 and kept bytes 0 (their activations are 0).
+// in their planes; missing blocks read as code 0 and kept bytes 0 (their activations are 0). A full
+// step reads 16 code bytes (2:4 uses 12; the kept plane follows within the group).
 struct StepW {
   __m512i idx, w, corr;
 };
@@ -117,18 +122,13 @@ template <bool kQ4, int N, bool kFull>
 __attribute__((always_inline)) inline StepW step_weights(const uint8_t* mask, const uint8_t* kept, int n,
                                                          const Consts& k) {
   using F = Fmt<kQ4, N>;
-  __m512i m;
-  if constexpr (F::kStep == 4) {
-    m = _mm512_castsi128_si512(kFull ? _mm_loadu_si128((const __m128i*)mask)
-                                     : _mm_maskz_loadu_epi32((__mmask8)((1u << n) - 1), mask));
-  } else {
-    m = _mm512_castsi256_si512(kFull ? _mm256_loadu_si256((const __m256i*)mask)
-                                     : _mm256_maskz_loadu_epi32((__mmask8)((1u << n) - 1), mask));
-  }
-  const __m512i src = _mm512_permutexvar_epi64(k.qsrc, m);
-  const __m512i nib = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(k.ctrl, src), k.lo4, k.sel, 0xEA);
+  static_assert(F::kStep * F::kMaskBytes <= 16);
+  const __m128i m = kFull ? _mm_loadu_si128((const __m128i*)mask)
+                          : _mm_maskz_loadu_epi8((__mmask16)((1u << (n * F::kMaskBytes)) - 1), mask);
+  const __m512i src = _mm512_permutexvar_epi8(k.qsrc, _mm512_zextsi128_si512(m));
+  const __m512i code = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(k.ctrl, src), k.code, k.sel, 0xEA);
   StepW s;
-  s.idx = _mm512_or_si512(_mm512_permutexvar_epi8(nib, k.lut), k.base);
+  s.idx = _mm512_or_si512(_mm512_permutexvar_epi8(code, k.lut), k.base);
   constexpr int kBytes = F::kStep * F::kKeptBytes;  // 64 (Q8_0) or 32 (Q4_0)
   const uint64_t lm = kFull ? ~0ull : (n * F::kKeptBytes >= 64 ? ~0ull : (1ull << (n * F::kKeptBytes)) - 1);
   if constexpr (!kQ4) {
@@ -167,7 +167,7 @@ __attribute__((always_inline)) inline void walk_group(int64_t g, int cnt, const 
   StepW sw[F::kSteps];
   unroll<F::kSteps>([&](auto s) {
     if (has(F::kStep * s))
-      sw[s] = step_weights<kQ4, N, kFull>(p.mask + 4 * F::kStep * s, p.kept + F::kKeptBytes * F::kStep * s,
+      sw[s] = step_weights<kQ4, N, kFull>(p.mask + F::kMaskBytes * F::kStep * s, p.kept + F::kKeptBytes * F::kStep * s,
                                           kFull ? F::kStep : std::min(F::kStep, cnt - F::kStep * s), k);
   });
   const __m512 dw = _mm512_cvtph_ps(kFull ? _mm256_loadu_si256((const __m256i*)p.d)
@@ -198,7 +198,6 @@ __attribute__((always_inline)) inline void walk_group(int64_t g, int cnt, const 
 template <bool kQ4, int N, int C>
 void walk_row(const SparseTypeInfo& f, int64_t nb, const uint8_t* row, const uint8_t* xw, size_t xb, float* out,
               int64_t ldo, const Consts& k) {
-  using F = Fmt<kQ4, N>;
   __m128 acc[C];
   unroll<C>([&](auto c) { acc[c] = _mm_setzero_ps(); });
   const size_t acts_bytes = (size_t)((nb + kPad - 1) / kPad) * kPad * 32;
@@ -235,7 +234,7 @@ __attribute__((always_inline)) inline void walk_group_rows(int64_t g, int cnt, c
     }
     const int n_blocks = kFull ? F::kStep : std::min(F::kStep, cnt - F::kStep * s);
     unroll<R>([&](auto r) {
-      const StepW sw = step_weights<kQ4, N, kFull>(p[r].mask + 4 * F::kStep * s,
+      const StepW sw = step_weights<kQ4, N, kFull>(p[r].mask + F::kMaskBytes * F::kStep * s,
                                                    p[r].kept + F::kKeptBytes * F::kStep * s, n_blocks, k);
       __m512i xg = _mm512_permutex2var_epi8(w0, sw.idx, w1);
       if constexpr (F::kStep == 8)

@@ -40,8 +40,7 @@ void expand(const SparseTypeInfo& f, const void* src, void* dst, int64_t n) {
   for (int64_t b = 0; b < nb; ++b, d += f.dense_block_bytes) {
     const SparseGroup grp = sparse_group(f, src, nb, b / kSparseGroupBlocks);
     const int64_t i = b - grp.b0;
-    uint32_t mask;
-    std::memcpy(&mask, grp.p.mask + 4 * i, 4);
+    const uint32_t mask = sparse_mask(f, grp.p.mask, i);
     const uint8_t* kv = grp.p.kept + (size_t)i * f.kept_bytes;
     alignas(32) uint8_t kept[40] = {0};
     alignas(32) uint8_t codes[32];

@@ -37,7 +37,7 @@ FRUGAL_VBMI2 void expand_q8_0(const SparseTypeInfo& f, const SparsePlanes& p, ui
     } else {
       kept = _mm_cvtsi32_si128((int)ld_u32(kv));
     }
-    const __m256i v = _mm256_maskz_expand_epi8((__mmask32)ld_u32(p.mask + 4 * b), _mm256_castsi128_si256(kept));
+    const __m256i v = _mm256_maskz_expand_epi8((__mmask32)sparse_mask(f, p.mask, b), _mm256_castsi128_si256(kept));
     std::memcpy(d, p.d + 2 * b, 2);
     _mm256_storeu_si256((__m256i*)(d + 2), v);
   }
@@ -57,7 +57,7 @@ template <int K>
 FRUGAL_VBMI2 void expand_q4_0(const SparseTypeInfo& f, const SparsePlanes& p, uint8_t* d, int64_t nb) {
   const __m256i eight = _mm256_set1_epi8(8);
   for (int64_t b = 0; b < nb; ++b, d += 18) {
-    const __m256i codes = _mm256_mask_expand_epi8(eight, (__mmask32)ld_u32(p.mask + 4 * b),
+    const __m256i codes = _mm256_mask_expand_epi8(eight, (__mmask32)sparse_mask(f, p.mask, b),
                                                   _mm256_castsi128_si256(q4_codes<K>(p.kept + (size_t)b * f.kept_bytes)));
     const __m128i qs = _mm_or_si128(_mm256_castsi256_si128(codes), _mm_slli_epi16(_mm256_extracti128_si256(codes, 1), 4));
     std::memcpy(d, p.d + 2 * b, 2);
@@ -78,7 +78,7 @@ FRUGAL_VBMI2 void expand_f16(const SparseTypeInfo& f, const SparsePlanes& p, uin
     } else {
       v = _mm256_castsi128_si256(_mm_loadl_epi64((const __m128i*)kv));
     }
-    _mm512_storeu_si512(d, _mm512_maskz_expand_epi16((__mmask32)ld_u32(p.mask + 4 * b), _mm512_castsi256_si512(v)));
+    _mm512_storeu_si512(d, _mm512_maskz_expand_epi16((__mmask32)sparse_mask(f, p.mask, b), _mm512_castsi256_si512(v)));
   }
 }
 

@@ -69,9 +69,11 @@ TEST(SparseFormat, InfoAndDtypeTable) {
     ASSERT_TRUE(dtype_from_name(dtype_name(t), &back));
     EXPECT_EQ(back, t);
   }
-  EXPECT_EQ(dtype_block_bytes(DType::Q8_0_S2_4), 22);  // 16 kept int8 + mask + d (vs 34 dense)
-  EXPECT_EQ(dtype_block_bytes(DType::Q4_0_S2_4), 14);  // vs 18
-  EXPECT_EQ(dtype_block_bytes(DType::Q8_0_S1_4), 14);
+  EXPECT_EQ(dtype_block_bytes(DType::Q8_0_S2_4), 21);  // 16 kept int8 + 3 bytes of codes + d (vs 34 dense)
+  EXPECT_EQ(dtype_block_bytes(DType::Q4_0_S2_4), 13);  // vs 18
+  EXPECT_EQ(dtype_block_bytes(DType::Q8_0_S1_4), 12);  // 8 kept + 2 bytes of codes + d
+  EXPECT_EQ(dtype_block_bytes(DType::Q8_0_S4_8), 22);  // 16 kept + 32-bit mask + d
+  EXPECT_EQ(dtype_block_bytes(DType::F16_S2_4), 35);
   EXPECT_FALSE(is_sparse_type(DType::Q8_0));
   int n = 0, m = 0;
   EXPECT_TRUE(parse_sparse_pattern("2:4", &n, &m));
@@ -121,7 +123,7 @@ TEST(SparseFormat, FromFloatKeepsLargestAndRoundTrips) {
     std::vector<uint32_t> masks((size_t)(n / 32));
     for (int64_t g = 0; g < sparse_group_count(n / 32); ++g) {
       const SparseGroup grp = sparse_group(f, s.data(), n / 32, g);
-      std::memcpy(masks.data() + grp.b0, grp.p.mask, (size_t)grp.cnt * 4);
+      for (int i = 0; i < grp.cnt; ++i) masks[(size_t)(grp.b0 + i)] = sparse_mask(f, grp.p.mask, i);
     }
     sparse_compress_row(f, dense.data(), masks.data(), again.data(), n);
     EXPECT_EQ(again, s) << dtype_name(t);
@@ -150,13 +152,16 @@ TEST(SparseFormat, PlanarRowLayoutAsDocumented) {
     EXPECT_EQ(row[0], 0x10);  // d plane: d0, d1
     EXPECT_EQ(row[1], 0x3C);
     EXPECT_EQ(row[2], 0x11);
-    uint32_t m0, m1;  // mask plane at 2 * 2
-    std::memcpy(&m0, row.data() + 4, 4);
-    std::memcpy(&m1, row.data() + 8, 4);
-    EXPECT_EQ(m0, masks[0]);
-    EXPECT_EQ(m1, masks[1]);
-    for (int b = 0; b < 2; ++b)  // kept plane at 2 * 6: 16 codes per block in element order
-      for (int k = 0; k < 16; ++k) EXPECT_EQ(row[12 + (size_t)(16 * b + k)], b * 64 + k + 1) << b << " " << k;
+    // Mask plane at 2 * 2: 3 bytes of position codes per block; group g keeps {g % 3, 3}, i.e. nibble
+    // 0x9 / 0xA / 0xC = codes 3, 4, 5, code g at bit 3 g.
+    uint32_t word = 0;
+    for (int g = 0; g < 8; ++g) word |= (uint32_t)(3 + g % 3) << (3 * g);
+    for (int b = 0; b < 2; ++b) {
+      for (int i = 0; i < 3; ++i) EXPECT_EQ(row[4 + (size_t)(3 * b + i)], (word >> (8 * i)) & 0xFF) << b << " " << i;
+      EXPECT_EQ(sparse_mask(f, row.data() + 4, b), masks[b]);
+    }
+    for (int b = 0; b < 2; ++b)  // kept plane at 2 * 5: 16 codes per block in element order
+      for (int k = 0; k < 16; ++k) EXPECT_EQ(row[10 + (size_t)(16 * b + k)], b * 64 + k + 1) << b << " " << k;
     std::vector<uint8_t> back(dense.size());
     sparse_expand_row(f, row.data(), back.data(), 64);
     EXPECT_EQ(back, dense);
@@ -177,9 +182,15 @@ TEST(SparseFormat, PlanarRowLayoutAsDocumented) {
     }
     std::vector<uint8_t> row(2 * f.block_bytes);
     sparse_compress_row(f, dense.data(), masks, row.data(), 64);
-    // kept plane at 2 * (2 + 4): byte i = kept i | kept i + 4 << 4
+    // Mask plane at 2 * 2: 2 bytes per block, code g = the kept position at bit 2 g (block 0: all 0,
+    // block 1: all 3).
+    EXPECT_EQ(row[4], 0x00);
+    EXPECT_EQ(row[5], 0x00);
+    EXPECT_EQ(row[6], 0xFF);
+    EXPECT_EQ(row[7], 0xFF);
+    // kept plane at 2 * (2 + 2): byte i = kept i | kept i + 4 << 4
     for (int b = 0; b < 2; ++b)
-      for (int i = 0; i < 4; ++i) EXPECT_EQ(row[12 + (size_t)(4 * b + i)], (i + 1) | (i + 5) << 4) << b << " " << i;
+      for (int i = 0; i < 4; ++i) EXPECT_EQ(row[8 + (size_t)(4 * b + i)], (i + 1) | (i + 5) << 4) << b << " " << i;
     std::vector<uint8_t> back(dense.size());
     sparse_expand_row(f, row.data(), back.data(), 64);
     EXPECT_EQ(back, dense);
@@ -188,6 +199,7 @@ TEST(SparseFormat, PlanarRowLayoutAsDocumented) {
 
 // Rows longer than 16 blocks: groups of 16 blocks, each planar, the last one shorter (docs/SPARSITY.md).
 TEST(SparseFormat, GroupedRowLayoutAsDocumented) {
+  constexpr uint32_t kPairs[6] = {0x3, 0x5, 0x6, 0x9, 0xA, 0xC};  // the 2:4 position codes 0..5
   const SparseTypeInfo& f = *sparse_type_info(DType::Q8_0_S2_4);
   const int64_t nb = 18, n = nb * 32;
   std::vector<uint8_t> dense((size_t)nb * 34, 0);
@@ -195,7 +207,8 @@ TEST(SparseFormat, GroupedRowLayoutAsDocumented) {
   for (int64_t b = 0; b < nb; ++b) {
     dense[(size_t)b * 34] = (uint8_t)b;  // d = 0x3C00 + b
     dense[(size_t)b * 34 + 1] = 0x3C;
-    masks[(size_t)b] = 0x33333333u << (2 * (b % 2));  // elements 0,1 or 2,3 of each group of 4
+    for (int g = 0; g < 8; ++g)  // group g keeps the pair of code (b + g) % 6 (nibbles 3 5 6 9 A C)
+      masks[(size_t)b] |= (uint32_t)kPairs[(b + g) % 6] << (4 * g);
     int k = 0;
     for (int j = 0; j < 32; ++j)
       if (masks[(size_t)b] >> j & 1) dense[(size_t)b * 34 + 2 + (size_t)j] = (uint8_t)(b + k++);
@@ -203,18 +216,16 @@ TEST(SparseFormat, GroupedRowLayoutAsDocumented) {
   std::vector<uint8_t> row((size_t)nb * f.block_bytes);
   sparse_compress_row(f, dense.data(), masks.data(), row.data(), n);
   auto u16 = [&](size_t o) { return (int)(row[o] | row[o + 1] << 8); };
-  auto u32 = [&](size_t o) {
-    uint32_t v;
-    std::memcpy(&v, row.data() + o, 4);
-    return v;
-  };
+  auto u24 = [&](size_t o) { return (uint32_t)(row[o] | row[o + 1] << 8 | row[o + 2] << 16); };
   for (int64_t b = 0; b < nb; ++b) {
-    // Group 0: blocks 0..15 at byte 0 (d 16 x 2, masks 16 x 4, kept 16 x 16); group 1: blocks 16, 17
-    // at byte 16 x 22 = 352 (d 2 x 2, masks 2 x 4, kept 2 x 16).
-    const size_t g0 = b < 16 ? 0 : 352, cnt = b < 16 ? 16 : 2, i = (size_t)(b % 16);
+    // Group 0: blocks 0..15 at byte 0 (d 16 x 2, codes 16 x 3, kept 16 x 16); group 1: blocks 16, 17
+    // at byte 16 x 21 = 336 (d 2 x 2, codes 2 x 3, kept 2 x 16).
+    const size_t g0 = b < 16 ? 0 : 336, cnt = b < 16 ? 16 : 2, i = (size_t)(b % 16);
     EXPECT_EQ(u16(g0 + 2 * i), 0x3C00 + b) << b;
-    EXPECT_EQ(u32(g0 + 2 * cnt + 4 * i), masks[(size_t)b]) << b;
-    for (int k = 0; k < 16; ++k) EXPECT_EQ(row[g0 + 6 * cnt + 16 * i + (size_t)k], b + k) << b << " " << k;
+    uint32_t word = 0;
+    for (int g = 0; g < 8; ++g) word |= (uint32_t)((b + g) % 6) << (3 * g);
+    EXPECT_EQ(u24(g0 + 2 * cnt + 3 * i), word) << b;
+    for (int k = 0; k < 16; ++k) EXPECT_EQ(row[g0 + 5 * cnt + 16 * i + (size_t)k], b + k) << b << " " << k;
     const SparseGroup grp = sparse_group(f, row.data(), nb, b / 16);
     EXPECT_EQ(grp.p.d, row.data() + g0);
     EXPECT_EQ(grp.cnt, (int)cnt);
@@ -325,19 +336,33 @@ TEST(SparseKernels, ScalarEqualsFloatDotOfDequantizedWithinBudget) {
 }
 
 TEST(SparseFormat, MalformedMaskIsRejected) {
-  const SparseTypeInfo& f = *sparse_type_info(DType::Q8_0_S2_4);
-  Pair p = make_pair(DType::Q8_0_S2_4, 2, 64, 8);
+  const SparseTypeInfo& f = *sparse_type_info(DType::Q8_0_S4_8);
+  Pair p = make_pair(DType::Q8_0_S4_8, 2, 64, 8);
   ASSERT_TRUE(validate_sparse_rows(f, p.sparse.data(), 64, 2, "x").ok());
-  // Row 1, block 1, group 2: four bits set. Row 1 starts after 2 blocks; its mask plane after 2 d's.
+  // Row 1, block 1, group 2: eight bits set. Row 1 starts after 2 blocks; its mask plane after 2 d's.
   uint8_t* mask = p.sparse.data() + 2 * f.block_bytes + 2 * 2 + 1 * 4;
   uint32_t m;
   std::memcpy(&m, mask, 4);
-  m |= 0xFu << 8;
+  m |= 0xFFu << 16;
   std::memcpy(mask, &m, 4);
   const Status s = validate_sparse_rows(f, p.sparse.data(), 64, 2, "model.gguf: tensor 'w'");
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("tensor 'w'"), std::string::npos) << s.message();
-  EXPECT_NE(s.message().find("row 1 block 1 group 2 keeps 4 of 4"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("row 1 block 1 group 2 keeps 8 of 8"), std::string::npos) << s.message();
+}
+
+TEST(SparseFormat, MalformedPositionCodeIsRejected) {
+  const SparseTypeInfo& f = *sparse_type_info(DType::Q8_0_S2_4);
+  Pair p = make_pair(DType::Q8_0_S2_4, 2, 64, 8);
+  ASSERT_TRUE(validate_sparse_rows(f, p.sparse.data(), 64, 2, "x").ok());
+  // Row 1, block 1, group 2 (bits 6..8 of the block's 3 code bytes): code 7, which 2:4 does not have.
+  uint8_t* code = p.sparse.data() + 2 * f.block_bytes + 2 * 2 + 1 * 3;
+  code[0] = (uint8_t)(code[0] | 0xC0);
+  code[1] = (uint8_t)(code[1] | 0x01);
+  const Status s = validate_sparse_rows(f, p.sparse.data(), 64, 2, "model.gguf: tensor 'w'");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("tensor 'w'"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("row 1 block 1 group 2 has keep code 7"), std::string::npos) << s.message();
 }
 
 }  // namespace

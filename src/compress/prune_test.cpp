@@ -168,19 +168,19 @@ TEST(PruneFile, BadKeepMaskRejectedAtLoad) {
     const GgufTensorInfo* t = (*f)->tensor("blk.2.ffn_up.weight");
     ASSERT_NE(t, nullptr);
     ASSERT_EQ(t->type, DType::Q8_0_S2_4);
-    ASSERT_EQ(t->ne[0], 64);  // rows of 2 blocks: [2 d | 2 masks | 2 x 16 kept] = 44 bytes
-    at = (uint64_t)(t->data - (*f)->file_data()) + 2 * 44 + 2 * 2 + 4;  // row 2, mask of block 1
+    ASSERT_EQ(t->ne[0], 64);  // rows of 2 blocks: [2 d | 2 x 3 code bytes | 2 x 16 kept] = 42 bytes
+    at = (uint64_t)(t->data - (*f)->file_data()) + 2 * 42 + 2 * 2 + 3;  // row 2, codes of block 1
   }
   std::fstream io(sp, std::ios::in | std::ios::out | std::ios::binary);
   io.seekp((std::streamoff)at);
-  const char ones[4] = {'\xFF', '\x00', '\x00', '\x00'};  // group 0, 1: 4 of 4; the rest: 0 of 4
-  io.write(ones, 4);
+  const char sevens[3] = {'\xFF', '\xFF', '\xFF'};  // every group: code 7, which 2:4 does not have
+  io.write(sevens, 3);
   io.close();
   auto m = Model::load(sp);
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.status().message().find("blk.2.ffn_up.weight"), std::string::npos) << m.status().message();
-  EXPECT_NE(m.status().message().find("bad keep mask"), std::string::npos) << m.status().message();
-  EXPECT_NE(m.status().message().find("row 2 block 1 group 0 keeps 4 of 4"), std::string::npos)
+  EXPECT_NE(m.status().message().find("bad keep code"), std::string::npos) << m.status().message();
+  EXPECT_NE(m.status().message().find("row 2 block 1 group 0 has keep code 7"), std::string::npos)
       << m.status().message();
   std::remove(sp.c_str());
 }

@@ -41,22 +41,22 @@ constexpr DTypeInfo kTypes[] = {
     {DType::TQ1_0, "TQ1_0", 256, 54, false},
     {DType::TQ2_0, "TQ2_0", 256, 66, false},
     {DType::MXFP4, "MXFP4", 32, 17, false},
-    {DType::Q8_0_S1_4, "Q8_0_S1_4", 32, 14, true},  // 1:4 sparse over Q8_0
-    {DType::Q8_0_S2_4, "Q8_0_S2_4", 32, 22, true},  // 2:4 sparse over Q8_0
+    {DType::Q8_0_S1_4, "Q8_0_S1_4", 32, 12, true},  // 1:4 sparse over Q8_0
+    {DType::Q8_0_S2_4, "Q8_0_S2_4", 32, 21, true},  // 2:4 sparse over Q8_0
     {DType::Q8_0_S1_8, "Q8_0_S1_8", 32, 10, true},  // 1:8 sparse over Q8_0
     {DType::Q8_0_S2_8, "Q8_0_S2_8", 32, 14, true},  // 2:8 sparse over Q8_0
     {DType::Q8_0_S4_8, "Q8_0_S4_8", 32, 22, true},  // 4:8 sparse over Q8_0
     {DType::Q8_0_S4_16, "Q8_0_S4_16", 32, 14, true},  // 4:16 sparse over Q8_0
     {DType::Q8_0_S8_16, "Q8_0_S8_16", 32, 22, true},  // 8:16 sparse over Q8_0
-    {DType::Q4_0_S1_4, "Q4_0_S1_4", 32, 10, true},  // 1:4 sparse over Q4_0
-    {DType::Q4_0_S2_4, "Q4_0_S2_4", 32, 14, true},  // 2:4 sparse over Q4_0
+    {DType::Q4_0_S1_4, "Q4_0_S1_4", 32, 8, true},  // 1:4 sparse over Q4_0
+    {DType::Q4_0_S2_4, "Q4_0_S2_4", 32, 13, true},  // 2:4 sparse over Q4_0
     {DType::Q4_0_S1_8, "Q4_0_S1_8", 32, 8, true},  // 1:8 sparse over Q4_0
     {DType::Q4_0_S2_8, "Q4_0_S2_8", 32, 10, true},  // 2:8 sparse over Q4_0
     {DType::Q4_0_S4_8, "Q4_0_S4_8", 32, 14, true},  // 4:8 sparse over Q4_0
     {DType::Q4_0_S4_16, "Q4_0_S4_16", 32, 10, true},  // 4:16 sparse over Q4_0
     {DType::Q4_0_S8_16, "Q4_0_S8_16", 32, 14, true},  // 8:16 sparse over Q4_0
-    {DType::F16_S1_4, "F16_S1_4", 32, 20, true},  // 1:4 sparse over F16
-    {DType::F16_S2_4, "F16_S2_4", 32, 36, true},  // 2:4 sparse over F16
+    {DType::F16_S1_4, "F16_S1_4", 32, 18, true},  // 1:4 sparse over F16
+    {DType::F16_S2_4, "F16_S2_4", 32, 35, true},  // 2:4 sparse over F16
     {DType::F16_S1_8, "F16_S1_8", 32, 12, true},  // 1:8 sparse over F16
     {DType::F16_S2_8, "F16_S2_8", 32, 20, true},  // 2:8 sparse over F16
     {DType::F16_S4_8, "F16_S4_8", 32, 36, true},  // 4:8 sparse over F16

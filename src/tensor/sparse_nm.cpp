@@ -16,7 +16,7 @@ struct Pattern {
 constexpr Pattern kPatterns[] = {{1, 4}, {2, 4}, {1, 8}, {2, 8}, {4, 8}, {4, 16}, {8, 16}};
 constexpr int kNumPatterns = (int)(sizeof(kPatterns) / sizeof(kPatterns[0]));
 constexpr DType kBases[] = {DType::Q8_0, DType::Q4_0, DType::F16};
-constexpr uint32_t kFirstId[] = {260, 270, 280};
+constexpr uint32_t kFirstId[] = {290, 300, 310};
 
 constexpr SparseTypeInfo make_info(int b, int p) {
   const DType base = kBases[b];
@@ -28,8 +28,10 @@ constexpr SparseTypeInfo make_info(int b, int p) {
   i.m = kPatterns[p].m;
   i.kept = k;
   i.d_bytes = base == DType::F16 ? 0 : 2;
+  i.code_bits = kPatterns[p].m != 4 ? 0 : kPatterns[p].n == 1 ? 2 : 3;
+  i.mask_bytes = i.code_bits == 0 ? 4 : (size_t)i.code_bits;  // 8 groups x code_bits bits
   i.kept_bytes = (size_t)(base == DType::Q8_0 ? k : base == DType::Q4_0 ? k / 2 : 2 * k);
-  i.block_bytes = i.d_bytes + 4 + i.kept_bytes;
+  i.block_bytes = i.d_bytes + i.mask_bytes + i.kept_bytes;
   i.dense_block_bytes = base == DType::Q8_0 ? 34 : base == DType::Q4_0 ? 18 : 64;
   return i;
 }
@@ -41,15 +43,51 @@ constexpr std::array<SparseTypeInfo, 3 * kNumPatterns> kInfos = [] {
   return a;
 }();
 
-uint32_t ld_u32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
+// The 2:4 position codes 0..5: the six nibbles with two bits set, ascending.
+constexpr uint8_t kPairNibbles[6] = {0x3, 0x5, 0x6, 0x9, 0xA, 0xC};
 
+template <int kBits, size_t kSize>
+constexpr std::array<uint16_t, kSize> code_mask_table() {
+  std::array<uint16_t, kSize> t{};
+  for (size_t c = 0; c < kSize; ++c) {
+    uint16_t m = 0;
+    for (int g = 0; g < 4; ++g) {
+      const unsigned code = (unsigned)(c >> (kBits * g)) & ((1u << kBits) - 1);
+      const unsigned nib = kBits == 2 ? 1u << code : code < 6 ? kPairNibbles[code] : 0u;
+      m = (uint16_t)(m | nib << (4 * g));
+    }
+    t[c] = m;
+  }
+  return t;
+}
 uint32_t group_mask(int m) { return m == 32 ? 0xFFFFFFFFu : (1u << m) - 1; }
 
 }  // namespace
+
+const std::array<uint16_t, 4096> kSparseCodeMask24 = code_mask_table<3, 4096>();
+const std::array<uint16_t, 256> kSparseCodeMask14 = code_mask_table<2, 256>();
+
+void sparse_set_mask(const SparseTypeInfo& f, uint8_t* plane, int64_t i, uint32_t mask) {
+  uint8_t* p = plane + (size_t)i * f.mask_bytes;
+  const uint32_t gm = group_mask(f.m);
+  for (int g = 0; g < 32 / f.m; ++g) FRUGAL_CHECK(std::popcount((mask >> (g * f.m)) & gm) == f.n);
+  if (f.code_bits == 0) {
+    std::memcpy(p, &mask, 4);
+    return;
+  }
+  uint32_t word = 0;
+  for (int g = 0; g < 8; ++g) {
+    const uint32_t nib = mask >> (4 * g) & 0xF;
+    uint32_t code = 0;
+    if (f.code_bits == 2) {
+      code = (uint32_t)std::countr_zero(nib);
+    } else {
+      while (kPairNibbles[code] != nib) ++code;
+    }
+    word |= code << (f.code_bits * g);
+  }
+  for (size_t b = 0; b < f.mask_bytes; ++b) p[b] = (uint8_t)(word >> (8 * b));
+}
 
 int sparse_type_count() { return (int)kInfos.size(); }
 
@@ -103,7 +141,7 @@ std::string sparse_patterns_string() {
   return s;
 }
 
-bool is_retired_sparse_type_id(uint32_t id) { return id >= 200 && id <= 256 && id % 10 <= 6; }
+bool is_retired_sparse_type_id(uint32_t id) { return id >= 200 && id <= 286 && id % 10 <= 6; }
 
 Status validate_sparse_rows(const SparseTypeInfo& f, const void* data, int64_t n, int64_t rows,
                             const std::string& what) {
@@ -113,7 +151,18 @@ Status validate_sparse_rows(const SparseTypeInfo& f, const void* data, int64_t n
     const uint8_t* row = static_cast<const uint8_t*>(data) + (size_t)r * nb * f.block_bytes;
     for (int64_t b = 0; b < nb; ++b) {
       const SparseGroup grp = sparse_group(f, row, nb, b / kSparseGroupBlocks);
-      const uint32_t mask = ld_u32(grp.p.mask + 4 * (b - grp.b0));
+      if (f.code_bits == 3) {
+        const uint8_t* c = grp.p.mask + 3 * (b - grp.b0);
+        const uint32_t word = (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16;
+        for (int g = 0; g < 8; ++g)
+          if ((word >> (3 * g) & 7) > 5)
+            return corrupt(what + ": malformed " + dtype_name(f.type) + " data: row " + std::to_string(r) + " block " +
+                           std::to_string(b) + " group " + std::to_string(g) + " has keep code " +
+                           std::to_string(word >> (3 * g) & 7) + ", the format has codes 0..5 (bad keep code)");
+        continue;
+      }
+      if (f.code_bits == 2) continue;  // every 2-bit code is a position
+      const uint32_t mask = sparse_mask(f, grp.p.mask, b - grp.b0);
       if (std::popcount(mask) == f.kept) {
         bool ok = true;
         for (int g = 0; g < 32 / f.m && ok; ++g) ok = std::popcount((mask >> (g * f.m)) & gm) == f.n;
@@ -138,7 +187,7 @@ void sparse_expand_row(const SparseTypeInfo& f, const void* src, void* dst, int6
   for (int64_t b = 0; b < nb; ++b, d += f.dense_block_bytes) {
     const SparseGroup grp = sparse_group(f, src, nb, b / kSparseGroupBlocks);
     const int64_t i = b - grp.b0;
-    const uint32_t mask = ld_u32(grp.p.mask + 4 * i);
+    const uint32_t mask = sparse_mask(f, grp.p.mask, i);
     const uint8_t* kv = grp.p.kept + (size_t)i * f.kept_bytes;
     if (f.base == DType::F16) {
       std::memset(d, 0, 64);
@@ -179,7 +228,7 @@ void sparse_compress_row(const SparseTypeInfo& f, const void* dense, const uint3
     const uint32_t mask = masks[b];
     FRUGAL_CHECK(std::popcount(mask) == f.kept);
     if (f.base != DType::F16) std::memcpy(out + (grp.p.d - out) + 2 * i, s, 2);
-    std::memcpy(out + (grp.p.mask - out) + 4 * i, &mask, 4);
+    sparse_set_mask(f, out + (grp.p.mask - out), i, mask);
     uint8_t* kv = out + (grp.p.kept - out) + (size_t)i * f.kept_bytes;
     int k = 0;
     const int half = f.kept / 2;

@@ -2,24 +2,29 @@
 //
 // A sparse type stores a row of a base format (Q8_0, Q4_0 or F16) in which, in every group of M
 // consecutive elements along the row, at most N are non-zero; only N values per group are stored, plus
-// a keep mask. Blocks cover 32 elements (one Q8_0 activation block); M divides 32, so groups never
-// straddle blocks. A row of nb = n / 32 blocks is a sequence of GROUPS of 16 blocks (the last one has
-// nb mod 16 when that is not 0), and each group is stored PLANAR (little-endian), so that a kernel reads
-// the scales of 16 blocks, the masks of 4 blocks and the kept values of 4 blocks with one load each, and a
-// row is still one sequential stream (the group's planes lie within its few hundred bytes):
+// the group's keep pattern. Blocks cover 32 elements (one Q8_0 activation block); M divides 32, so
+// groups never straddle blocks. A row of nb = n / 32 blocks is a sequence of GROUPS of 16 blocks (the
+// last one has nb mod 16 when that is not 0), and each group is stored PLANAR (little-endian), so that a
+// kernel reads the scales of 16 blocks, the patterns of 4 blocks and the kept values of 4 blocks with one
+// load each, and a row is still one sequential stream (the group's planes lie within its few hundred
+// bytes):
 //   d plane     cnt x f16 d      (Q8_0 and Q4_0 bases; F16 has none)
-//   mask plane  cnt x u32 mask
+//   mask plane  cnt x mask_bytes: the block's keep pattern
 //   kept plane  cnt x kept bytes: Q8_0: K int8 codes; Q4_0: K/2 bytes, byte i = kept i | kept i+K/2 << 4;
 //               F16: K f16 values
-// with cnt the group's blocks, K = 32 N / M kept values per block, in element order; mask bit j (LSB
-// first) = element j of the block is kept; every group of M mask bits has exactly N bits set. A dropped
-// element is exactly 0 (Q4_0: code 8). Group g starts at byte 16 g x block_bytes; row bytes = nb x
-// block_bytes, as for a block format. A row of at most 16 blocks is one planar group. Expanding a row
-// gives the dense base row whose kept codes are the stored ones and whose other codes are 0 (Q4_0: 8):
-// the sparse row and its expansion compute identical dot products. Functions taking `n` work on whole
-// rows.
+// with cnt the group's blocks, K = 32 N / M kept values per block, in element order. The keep pattern
+// of a block is its 32-bit keep mask (bit j, LSB first = element j kept; every group of M bits has
+// exactly N set), except for M = 4, where it is stored as a position code per group of 4, code g at bit
+// code_bits x g of a little-endian word: 1:4 2 bits (the kept position; 2 bytes per block), 2:4 3 bits
+// (0..5 = keep 01, 02, 12, 03, 13, 23, i.e. the nibbles 0x3 0x5 0x6 0x9 0xA 0xC; 3 bytes per block).
+// sparse_mask() decodes either into the mask. A dropped element is exactly 0 (Q4_0: code 8). Group g
+// starts at byte 16 g x block_bytes; row bytes = nb x block_bytes, as for a block format. A row of at
+// most 16 blocks is one planar group. Expanding a row gives the dense base row whose kept codes are the
+// stored ones and whose other codes are 0 (Q4_0: 8): the sparse row and its expansion compute identical
+// dot products. Functions taking `n` work on whole rows.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -37,15 +42,17 @@ struct SparseTypeInfo {
   int n, m;          // keep n of every m
   int kept;          // K = 32 n / m values per block
   size_t d_bytes;    // bytes per block in the d plane (2, or 0 for F16)
+  size_t mask_bytes; // bytes per block in the mask plane: 4, or 2 (1:4) / 3 (2:4) for position codes
+  int code_bits;     // bits per group of 4 of the position code (2 or 3), 0 when the plane holds masks
   size_t kept_bytes; // bytes per block in the kept plane
-  size_t block_bytes;        // d_bytes + 4 + kept_bytes
+  size_t block_bytes;        // d_bytes + mask_bytes + kept_bytes
   size_t dense_block_bytes;  // bytes of 32 elements of `base`
 };
 
 // The three planes of one group of blocks.
 struct SparsePlanes {
   const uint8_t* d;     // cnt * d_bytes
-  const uint8_t* mask;  // cnt * 4
+  const uint8_t* mask;  // cnt * mask_bytes
   const uint8_t* kept;  // cnt * kept_bytes
 };
 
@@ -63,12 +70,32 @@ inline SparseGroup sparse_group(const SparseTypeInfo& f, const void* row, int64_
   const int64_t b0 = g * kSparseGroupBlocks;
   const int cnt = (int)(nb - b0 < kSparseGroupBlocks ? nb - b0 : kSparseGroupBlocks);
   const auto* p = static_cast<const uint8_t*>(row) + (size_t)b0 * f.block_bytes;
-  return SparseGroup{SparsePlanes{p, p + (size_t)cnt * f.d_bytes, p + (size_t)cnt * (f.d_bytes + 4)}, b0, cnt};
+  return SparseGroup{SparsePlanes{p, p + (size_t)cnt * f.d_bytes, p + (size_t)cnt * (f.d_bytes + f.mask_bytes)}, b0,
+                     cnt};
 }
 
-// Type ids 200..226 (a block-interleaved layout) and 230..256 (whole rows planar) were the layouts of
-// earlier frugal builds; files with them are refused with a message saying to prune again (true for
-// those ids).
+// Keep masks of the position codes of 4 groups of 4 (12 bits of 2:4 codes, 8 of 1:4), 16 bits each; a
+// 2:4 code 6 or 7 (malformed; validate_sparse_rows rejects it) decodes to an empty group.
+extern const std::array<uint16_t, 4096> kSparseCodeMask24;
+extern const std::array<uint16_t, 256> kSparseCodeMask14;
+
+// The 32-bit keep mask of block i of a group's mask plane.
+inline uint32_t sparse_mask(const SparseTypeInfo& f, const uint8_t* plane, int64_t i) {
+  const uint8_t* p = plane + (size_t)i * f.mask_bytes;
+  if (f.code_bits == 3) {
+    const uint32_t c = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16;
+    return kSparseCodeMask24[c & 0xFFF] | (uint32_t)kSparseCodeMask24[c >> 12] << 16;
+  }
+  if (f.code_bits == 2) return kSparseCodeMask14[p[0]] | (uint32_t)kSparseCodeMask14[p[1]] << 16;
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+// Stores `mask` (exactly N of every M bits set; FRUGAL_CHECKed) as block i's keep pattern.
+void sparse_set_mask(const SparseTypeInfo& f, uint8_t* plane, int64_t i, uint32_t mask);
+
+// Type ids 200..226 (a block-interleaved layout), 230..256 (whole rows planar) and 260..286 (1:4 and 2:4
+// stored with 32-bit masks) were the layouts of earlier frugal builds; files with them are refused with a
+// message saying to prune again (true for those ids).
 bool is_retired_sparse_type_id(uint32_t id);
 
 // All sparse types, in id order (sparse_type_at(i), i < sparse_type_count()).
@@ -84,8 +111,8 @@ bool parse_sparse_pattern(const std::string& s, int* n, int* m);
 // Supported patterns, e.g. "1:4, 2:4, 1:8, 2:8, 4:8, 4:16, 8:16".
 std::string sparse_patterns_string();
 
-// Checks that every group of M mask bits of `rows` rows of n elements has exactly N bits set. Error
-// names `what` (e.g. "model.gguf: tensor 'blk.0.ffn_up.weight'"), the row, the block and the group.
+// Checks that every group of M mask bits of `rows` rows of n elements has exactly N bits set (and that
+// every 2:4 position code is 0..5). Error names `what` (e.g. "model.gguf: tensor 'blk.0.ffn_up.weight'"), the row, the block and the group.
 Status validate_sparse_rows(const SparseTypeInfo& f, const void* data, int64_t n, int64_t rows,
                             const std::string& what);
 
