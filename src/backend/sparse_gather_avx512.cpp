@@ -60,8 +60,11 @@ void pack_cols(const uint8_t* x, size_t xrb, int64_t cols, int64_t nb, uint8_t* 
   }
 }
 
-// One step = kStep blocks whose 64 kept values fill one register, in block order and, inside a block,
-// in element order (register byte j: block j / kKept, kept value j % kKept).
+// One step = kStep blocks whose 64 kept values fill one register. Q8_0: in block order and, inside a
+// block, in element order (register byte j: block j / kKept, kept value j % kKept). Q4_0: in the order
+// the step's kK = 32 kept bytes unpack without a shuffle, [low nibbles | high nibbles]: register byte j < 32
+// is kept value j % kKB of block j / kKB, byte 32 + i kept value i % kKB + kKept / 2 of block i / kKB
+// (kKB = kKeptBytes); the gather indices follow the same order, and the block sums are reduced with it.
 template <bool kQ4, int N>
 struct Fmt {
   static constexpr int kKept = 8 * N;                          // kept values per block
@@ -70,31 +73,37 @@ struct Fmt {
   static constexpr int kMaskBytes = kCodeBits;                 // 8 codes per block
   static constexpr int kStep = 64 / kKept;                     // blocks per step: 4 (2:4) or 8 (1:4)
   static constexpr int kSteps = kGroup / kStep;                // steps per group
+  // Block (within the step) and kept value of register byte j.
+  static constexpr int block_of(int j) { return kQ4 ? (j % 32) / kKeptBytes : j / kKept; }
+  static constexpr int kept_of(int j) {
+    return kQ4 ? (j % 32) % kKeptBytes + (j >= 32 ? kKept / 2 : 0) : j % kKept;
+  }
 };
 
-// Tables for register byte j (block b, kept value kk = j % kKept, group g = kk / N, s = kk % N):
-//   qsrc:    register qword q gets the code bytes of its block (q * 8 / kKept) in its low bytes
-//   ctrl[j]: kCodeBits g, the bit offset of the group's code in that qword
+// Tables for register byte j (block b = block_of(j), kept value kk = kept_of(j), group g = kk / N,
+// s = kk % N):
+//   qsrc:    register qword q gets the code bytes of the block of its bytes in its low bytes (of the
+//            two blocks, Q4_0 1:4, one after the other)
+//   ctrl[j]: the bit offset of the group's code in that qword
 //   sel[j]:  8 s (selects the table half); lut[8 s + code]: position of the group's kept value s
 //   base[j]: 32 b + 4 g, the group's first activation in the step's window (< 256)
-//   perm[j]: Q4_0 only, the byte of [low nibbles of the 32 kept bytes | high nibbles] holding it
 struct Consts {
-  __m512i ctrl, sel, lut, base, perm, qsrc, code, lo4, k128, k8;
+  __m512i ctrl, sel, lut, base, qsrc, code, lo4, k128, k8;
 };
 
 template <bool kQ4, int N>
 Consts make_consts() {
   using F = Fmt<kQ4, N>;
-  alignas(64) uint8_t ctrl[64], sel[64], lut[64] = {0}, base[64], perm[64], qsrc[64];
+  alignas(64) uint8_t ctrl[64], sel[64], lut[64] = {0}, base[64], qsrc[64];
   for (int j = 0; j < 64; ++j) {
-    const int b = j / F::kKept, kk = j % F::kKept, g = kk / N, s = kk % N;
-    ctrl[j] = (uint8_t)(F::kCodeBits * g);
+    const int b = F::block_of(j), kk = F::kept_of(j), g = kk / N, s = kk % N;
+    // The bytes of a qword belong to one block, or to two consecutive ones (Q4_0 1:4): slot 0 / 1.
+    const int b0 = F::block_of(j - j % 8), slot = b - b0;
+    ctrl[j] = (uint8_t)(F::kCodeBits * g + 8 * F::kMaskBytes * slot);
     sel[j] = (uint8_t)(8 * s);
     base[j] = (uint8_t)(32 * b + 4 * g);
-    const int half = F::kKept / 2;
-    perm[j] = (uint8_t)(kk < half ? b * F::kKeptBytes + kk : 32 + b * F::kKeptBytes + kk - half);
-    const int qb = (j / 8) * 8 / F::kKept;  // the block of register qword j / 8
-    qsrc[j] = (uint8_t)(j % 8 < F::kMaskBytes ? F::kMaskBytes * qb + j % 8 : 0);
+    const int t = j % 8;  // qword byte t: code byte t % kMaskBytes of block b0 + t / kMaskBytes
+    qsrc[j] = (uint8_t)(t < 2 * F::kMaskBytes ? F::kMaskBytes * b0 + t : 0);
   }
   // 1:4: the code is the position; 2:4: codes 0..5 = the pairs 01 02 12 03 13 23 (6, 7 never valid).
   constexpr uint8_t kPairs[6][2] = {{0, 1}, {0, 2}, {1, 2}, {0, 3}, {1, 3}, {2, 3}};
@@ -106,7 +115,7 @@ Consts make_consts() {
     }
   }
   return Consts{_mm512_load_si512(ctrl), _mm512_load_si512(sel), _mm512_load_si512(lut), _mm512_load_si512(base),
-                _mm512_load_si512(perm), _mm512_load_si512(qsrc), _mm512_set1_epi8((1 << F::kCodeBits) - 1),
+                _mm512_load_si512(qsrc), _mm512_set1_epi8((1 << F::kCodeBits) - 1),
                 _mm512_set1_epi8(0x0F), _mm512_set1_epi8((char)0x80), _mm512_set1_epi8(8)};
 }
 
@@ -140,22 +149,34 @@ __attribute__((always_inline)) inline StepW step_weights(const uint8_t* mask, co
     const __m256i lo4 = _mm512_castsi512_si256(k.lo4);
     const __m512i nibbles = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(raw, lo4)),
                                                _mm256_and_si256(_mm256_srli_epi16(raw, 4), lo4), 1);
-    s.w = _mm512_sub_epi8(_mm512_permutexvar_epi8(k.perm, nibbles), k.k8);
+    s.w = _mm512_sub_epi8(nibbles, k.k8);
   }
   s.corr = _mm512_dpbusd_epi32(_mm512_setzero_si512(), k.k128, s.w);
   return s;
 }
 
-// v[s]: lanes of step s (block 4s + lane / 4 for 2:4, 8s + lane / 2 for 1:4). Returns lane b = block b.
-template <int kSteps>
+// v[s]: dword lanes of step s (lane l: block_of(4 l) of the step). Returns lane b = block b of the
+// group: sums of the lanes of each block, added pairwise (exact int32, so the order does not matter).
+//   Q8_0 2:4 (block 4s + l / 4): pairs (2i, 2i + 1) twice. Q8_0 1:4 (8s + l / 2): pairs (2i, 2i + 1).
+//   Q4_0 2:4 (4s + (l % 8) / 2): pairs (2i, 2i + 1), then lanes i and i + 4 of each 8.
+//   Q4_0 1:4 (8s + l % 8): lanes i and i + 8.
+template <bool kQ4, int kSteps>
 __attribute__((always_inline)) inline __m512i reduce_steps(const __m512i* v) {
-  auto combine = [](__m512i a, __m512i b) {
-    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    return _mm512_add_epi32(_mm512_permutex2var_epi32(a, ev, b), _mm512_permutex2var_epi32(a, od, b));
+  auto combine = [](__m512i a, __m512i b, __m512i lo, __m512i hi) {
+    return _mm512_add_epi32(_mm512_permutex2var_epi32(a, lo, b), _mm512_permutex2var_epi32(a, hi, b));
   };
-  if constexpr (kSteps == 4) return combine(combine(v[0], v[1]), combine(v[2], v[3]));
-  return combine(v[0], v[1]);
+  const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  if constexpr (kSteps == 4) {
+    if constexpr (!kQ4) return combine(combine(v[0], v[1], ev, od), combine(v[2], v[3], ev, od), ev, od);
+    const __m512i l4 = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+    const __m512i h4 = _mm512_setr_epi32(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    return combine(combine(v[0], v[1], ev, od), combine(v[2], v[3], ev, od), l4, h4);
+  }
+  if constexpr (!kQ4) return combine(v[0], v[1], ev, od);
+  const __m512i l8 = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+  const __m512i h8 = _mm512_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+  return combine(v[0], v[1], l8, h8);
 }
 
 // Blocks [16 g, 16 g + cnt) of a row: p is the planar group g (tensor/sparse_nm.h).
@@ -189,7 +210,7 @@ __attribute__((always_inline)) inline void walk_group(int64_t g, int cnt, const 
         v[s] = _mm512_setzero_si512();
       }
     });
-    const __m512 f = _mm512_cvtepi32_ps(reduce_steps<F::kSteps>(v));
+    const __m512 f = _mm512_cvtepi32_ps(reduce_steps<kQ4, F::kSteps>(v));
     const __m512 sv = _mm512_mul_ps(dw, _mm512_load_ps(xw + c * xb + acts_bytes + g * 64));
     accumulate_blocks<kFull>(f, sv, cnt, acc[c]);
   });
@@ -246,7 +267,7 @@ __attribute__((always_inline)) inline void walk_group_rows(int64_t g, int cnt, c
   unroll<R>([&](auto r) {
     const __m512 dw = _mm512_cvtph_ps(kFull ? _mm256_loadu_si256((const __m256i*)p[r].d)
                                             : _mm256_maskz_loadu_epi16((__mmask16)((1u << cnt) - 1), p[r].d));
-    const __m512 f = _mm512_cvtepi32_ps(reduce_steps<F::kSteps>(v[r]));
+    const __m512 f = _mm512_cvtepi32_ps(reduce_steps<kQ4, F::kSteps>(v[r]));
     accumulate_blocks<kFull>(f, _mm512_mul_ps(dw, dx), cnt, acc[r]);
   });
 }
