@@ -2,11 +2,14 @@
 // gathers the activations instead of placing the weights. For every kept weight it computes the index
 // of its activation from the block's position codes (one vpermb puts each block's 2 or 3 code bytes
 // under the register bytes of its kept values, vpmultishiftqb pulls out each group's code, one vpermb
-// table maps (code, s) to the position of the group's kept value s, plus the group's base), gathers 64 activations with one
-// vpermt2b from a 128-element window (2:4: 4 blocks) or two from a 256-element window (1:4: 8 blocks),
-// and multiplies them with 64 kept values: half (2:4) or a quarter (1:4) of the dense kernel's
-// multiply-adds and no per-weight placement. The planar groups of the row layout (tensor/sparse_nm.h)
-// give the masks of a step, its kept values and the scales of 16 blocks with one load each.
+// table maps (code, s) to the position of the group's kept value s, plus the group's base), gathers 64
+// activations with one vpermt2b from a 128-element window (2:4: 4 blocks) or two from a 256-element
+// window (1:4: 8 blocks), and multiplies them with 64 kept values: half (2:4) or a quarter (1:4) of the
+// dense kernel's multiply-adds and no per-weight placement. The planar groups of the row layout
+// (tensor/sparse_nm.h) give the codes of a step, its kept values and the scales of 16 blocks with one
+// load each. Time split (MatmulHotT1 Q8_0_S2_4, weights in L2, 2026-12-01): ~37% of it is the index
+// computation, ~11% the correction vpdpbusd; with the weights in memory at 2 threads the kernel runs
+// below both its compute and the memory's limit (docs/SPARSITY.md, Performance).
 //
 //   isum_b = sum_kept (qx_i + 128) * w_i - 128 * sum_kept w_i     exact int32, w_i = Q8_0 code, or
 //            Q4_0 code - 8 (= the dense block sum: dropped elements are 0)
