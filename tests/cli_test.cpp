@@ -6,14 +6,11 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
-#include <chrono>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include "backend/isa.h"
 #include "support/npy.h"
 #include "support/run_cli.h"
 
@@ -225,37 +222,6 @@ TEST(Cli, BenchLoadModeAutoReadsWhatFits) {
     EXPECT_TRUE(contains(r.err, c.says)) << c.model << c.flags << ": " << r.err;
   }
   EXPECT_NE(frugal("bench -m " + kStories + " -p 0 -n 2 --mmap --no-mmap").rc, 0);
-}
-
-// --repack-cache: the first run builds the repacked copies and writes them, the second reads them and
-// prints the same text; a changed model file (here: its modification time) makes the cache stale, which
-// is said and rebuilt.
-TEST(Cli, RunRepackCacheIsWrittenReadAndRebuiltWhenStale) {
-  if (!isa_supported(Isa::kAvx512)) GTEST_SKIP() << "repacked kernels are AVX-512 only";
-  const std::string model = ::testing::TempDir() + "frugal_cli_repack_model.gguf";
-  std::filesystem::copy_file(kShared + "/models/stories260K-Q4_0.gguf", model,
-                             std::filesystem::copy_options::overwrite_existing);
-  const std::string cache = model + ".repack";
-  std::remove(cache.c_str());
-  const std::string cmd = "run -m " + model + " -p 'Once upon a time' -n 8 --temp 0 -t 2 --repack-cache auto";
-  const Result first = frugal(cmd);
-  ASSERT_EQ(first.rc, 0) << first.err;
-  EXPECT_TRUE(contains(first.err, "repack cache " + cache + ": wrote ")) << first.err;
-  ASSERT_TRUE(std::filesystem::exists(cache));
-  const Result second = frugal(cmd);
-  ASSERT_EQ(second.rc, 0) << second.err;
-  EXPECT_TRUE(contains(second.err, "repacked copies (")) << second.err;
-  EXPECT_FALSE(contains(second.err, "wrote")) << second.err;
-  EXPECT_EQ(second.out, first.out);
-  std::filesystem::last_write_time(model, std::filesystem::last_write_time(model) - std::chrono::hours(1));
-  const Result stale = frugal(cmd);
-  ASSERT_EQ(stale.rc, 0) << stale.err;
-  EXPECT_TRUE(contains(stale.err, "repack cache not used: " + cache + ": repack cache of another model file"))
-      << stale.err;
-  EXPECT_TRUE(contains(stale.err, ": wrote ")) << stale.err;
-  EXPECT_EQ(stale.out, first.out);
-  std::remove(cache.c_str());
-  std::remove(model.c_str());
 }
 
 TEST(Cli, InspectStories) {

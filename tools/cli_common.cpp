@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -102,13 +101,6 @@ void add_load_flags(CLI::App* app, LoadFlags* flags) {
   app->add_flag("--mlock", flags->mlock, "lock the weights in RAM (a refusal is a warning)");
 }
 
-void add_repack_cache_flag(CLI::App* app, LoadFlags* flags) {
-  app->add_option("--repack-cache", flags->repack_cache,
-                  "keep the repacked weight copies (batched decode / prefill kernels) in this file between starts: "
-                  "read at start-up when it matches the model and the kernels, else rebuilt and written after "
-                  "the warm-up; 'auto': MODEL.repack next to the model");
-}
-
 StatusOr<std::unique_ptr<Model>> load_model(const std::string& path, const LoadFlags& flags, ThreadPool* pool,
                                             const char* who) {
   // Auto mode compares the file's size with the memory available (a missing file: 0 bytes, mapped, and
@@ -179,60 +171,6 @@ StatusOr<double> warmup(Model& model, Backend& backend) {
   std::vector<float> logits((size_t)model.config().n_vocab);
   FRUGAL_RETURN_IF_ERROR(model.forward(backend, kv, tokens, pos, n, logits.data(), LogitsMode::kLast));
   return now_seconds() - t0;
-}
-
-namespace {
-
-// The --repack-cache spec of `model` (path empty without the flag).
-RepackCacheSpec repack_cache_spec(const Model& model, const LoadFlags& flags) {
-  RepackCacheSpec spec;
-  if (flags.repack_cache.empty()) return spec;
-  const GgufFile& f = model.gguf();
-  spec.path = flags.repack_cache == "auto" ? f.path() + ".repack" : flags.repack_cache;
-  spec.base = f.file_data();
-  spec.size = f.file_size();
-  std::error_code ec;
-  const auto mtime = std::filesystem::last_write_time(f.path(), ec);
-  const int64_t mtime_ns =
-      ec ? 0 : (int64_t)std::chrono::duration_cast<std::chrono::nanoseconds>(mtime.time_since_epoch()).count();
-  spec.model_id = repack_model_id(f.file_size(), mtime_ns, f.file_data(), (size_t)f.data_offset());
-  return spec;
-}
-
-}  // namespace
-
-void open_repack_cache(const Model& model, Backend& backend, const LoadFlags& flags, const char* who) {
-  const RepackCacheSpec spec = repack_cache_spec(model, flags);
-  if (spec.path.empty()) return;
-  const double t0 = now_seconds();
-  StatusOr<RepackCacheLoad> r = backend.load_repack_cache(spec);
-  if (!r.ok()) {
-    std::fprintf(stderr, "%s: repack cache not used: %s; it is rebuilt\n", who, r.status().message().c_str());
-    return;
-  }
-  if (r->adopted == 0 && r->rejected == 0) return;  // no file yet
-  std::fprintf(stderr, "%s: repack cache %s: %d repacked copies (%s) read in %.0f ms", who, spec.path.c_str(),
-               r->adopted, format_bytes(r->bytes).c_str(), (now_seconds() - t0) * 1e3);
-  if (r->rejected > 0) std::fprintf(stderr, "; %d did not match the weights and are rebuilt", r->rejected);
-  std::fprintf(stderr, "\n");
-}
-
-void save_repack_cache(const Model& model, Backend& backend, const LoadFlags& flags, const char* who) {
-  const RepackCacheSpec spec = repack_cache_spec(model, flags);
-  if (spec.path.empty() || backend.repacks_built() == 0) return;
-  StatusOr<int> n = backend.save_repack_cache(spec);
-  if (!n.ok()) {
-    std::fprintf(stderr, "%s: warning: repack cache not written: %s\n", who, n.status().message().c_str());
-    return;
-  }
-  std::fprintf(stderr, "%s: repack cache %s: wrote %d repacked copies\n", who, spec.path.c_str(), *n);
-}
-
-StatusOr<double> warmup(Model& model, Backend& backend, const LoadFlags& flags, const char* who) {
-  open_repack_cache(model, backend, flags, who);
-  StatusOr<double> s = warmup(model, backend);
-  if (s.ok()) save_repack_cache(model, backend, flags, who);
-  return s;
 }
 
 StatusOr<std::string> read_text_file(const std::string& path) {

@@ -80,12 +80,8 @@ struct LoadFlags {
   bool mlock = false;
   int64_t repack_mib = (int64_t)(kDefaultRepackLimit >> 20);  // --repack-mem
   size_t repack_limit() const { return repack_mib > 0 ? (size_t)repack_mib << 20 : 0; }
-  std::string repack_cache;  // --repack-cache (commands that warm up: run, serve, batched-bench)
 };
 void add_load_flags(CLI::App* app, LoadFlags* flags);
-// --repack-cache FILE|auto: where the repacked weight copies are kept between starts (auto: MODEL.repack
-// next to the model). Only for commands that call warmup() or use_repack_cache().
-void add_repack_cache_flag(CLI::App* app, LoadFlags* flags);
 // The mode `flags` ask for with the file's facts: --mmap/--no-mmap win; otherwise kRead when
 // file_bytes <= available_bytes / 2, else kMmap. Why: decode reads every weight once per token, and on the
 // 2 MiB pages of the read copy it ran faster than on 4 KiB page-cache pages: a MoE decode step (a few
@@ -104,15 +100,6 @@ std::string huge_page_summary();
 // weight copies exist before the first real request; returns its wall time in seconds (llama.cpp warms up
 // too, and repacks at load).
 StatusOr<double> warmup(Model& model, Backend& backend);
-// warmup() between opening and saving the --repack-cache file (when flags.repack_cache is set): the copies
-// it holds are adopted first (one stderr line says how many, or why the file was not used), and if the
-// warm-up built copies the file is (re)written after it (a failure to write is a warning).
-StatusOr<double> warmup(Model& model, Backend& backend, const LoadFlags& flags, const char* who);
-
-// The two halves of that, for commands without a warm-up (run): open before the first forward pass,
-// save after the last.
-void open_repack_cache(const Model& model, Backend& backend, const LoadFlags& flags, const char* who);
-void save_repack_cache(const Model& model, Backend& backend, const LoadFlags& flags, const char* who);
 
 // Whole file into a string (prompt files). Errors name the path.
 StatusOr<std::string> read_text_file(const std::string& path);

@@ -89,7 +89,7 @@ Status run(const BatchedBenchOptions& o) {
   FRUGAL_ASSIGN_OR_RETURN(Runtime rt, make_runtime(o.threads, o.isa, o.load.repack_limit()));
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, load_model(o.model, o.load, rt.pool.get(), "frugal batched-bench"));
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tok, Tokenizer::from_gguf(model->gguf()));
-  FRUGAL_ASSIGN_OR_RETURN(const double warm_s, warmup(*model, *rt.backend, o.load, "frugal batched-bench"));
+  FRUGAL_ASSIGN_OR_RETURN(const double warm_s, warmup(*model, *rt.backend));
   std::printf("frugal batched-bench: %s: %s | %s, threads %d | kv %s, n_batch %lld | warm-up %.0f ms\n\n", o.model.c_str(),
               model_description(model->gguf(), model->n_params()).c_str(), isa_name(rt.isa), rt.n_threads,
               dtype_name(kv_type), (long long)o.n_batch, warm_s * 1e3);
@@ -119,7 +119,6 @@ Command add_batched_bench_command(CLI::App& root) {
       "Throughput of the continuous-batching engine with N parallel sequences (llama-batched-bench's columns)");
   app->add_option("-m,--model", o->model, "GGUF model file")->required();
   add_load_flags(app, &o->load);
-  add_repack_cache_flag(app, &o->load);
   app->add_option("--npp", o->npp, "prompt tokens per sequence, comma-separated")->capture_default_str();
   app->add_option("--ntg", o->ntg, "generated tokens per sequence, comma-separated (>= 2)")->capture_default_str();
   app->add_option("--npl", o->npl, "parallel sequences, comma-separated")->capture_default_str();

@@ -66,10 +66,7 @@ Status run(const RunOptions& o) {
   // or one very long prefill; run's decode reads the raw rows, and for a shorter prompt building them cost
   // more than it saved (1.1B Q4_0 / Q8_0, 2 threads: 902-token prompt to first token 2.5 / 2.7 s without,
   // 2.8 / 2.9 s with; 2 tokens, Q4_0: 0.34-0.40 s without, 0.39-1.18 s with). Same results either way.
-  // With --repack-cache the copies come from the file after the first run, so they are kept on.
-  if ((int64_t)ids.size() < kRunRepackMinPrompt && o.load.repack_cache.empty())
-    rt.backend = make_cpu_backend(rt.pool.get(), rt.isa, 0);
-  open_repack_cache(*model, *rt.backend, o.load, "frugal run");
+  if ((int64_t)ids.size() < kRunRepackMinPrompt) rt.backend = make_cpu_backend(rt.pool.get(), rt.isa, 0);
 
   std::fprintf(stderr, "frugal run: %s: %s, %s params, %s | %s, threads %d | ctx %lld, kv %s, batch %lld\n",
                o.model.c_str(), model_description(model->gguf(), model->n_params()).c_str(),
@@ -100,7 +97,6 @@ Status run(const RunOptions& o) {
                           }));
   std::fputc('\n', stdout);
   std::fflush(stdout);
-  save_repack_cache(*model, *rt.backend, o.load, "frugal run");
   std::fprintf(stderr, "frugal run: load %.1f ms\n", load_s * 1e3);
   if (o.verbose) {
     if (first_token == 0) first_token = now_seconds() - kProcessStart;
@@ -149,7 +145,6 @@ Command add_run_command(CLI::App& root) {
   app->add_flag("--parse-special", o->parse_special, "treat special-token text in the prompt as special tokens");
   app->add_flag("--verbose", o->verbose, "print start-up timings (process start to load, to first token) and huge pages");
   add_load_flags(app, &o->load);
-  add_repack_cache_flag(app, &o->load);
   app->get_option("--repack-mem")
       ->description("MiB of repacked weight copies prefill may keep beside the weights; run builds them only for "
                     "prompts of >= 2048 tokens (shorter ones finish sooner without; 0: never; same results)");

@@ -239,7 +239,7 @@ Status serve(const ServeOptions& o) {
   std::string template_name;
   FRUGAL_ASSIGN_OR_RETURN(std::shared_ptr<const ChatTemplate> tmpl, load_template(o, *model, *tok, &template_name));
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::create(*model, *tok, *rt.backend, ec, rt.pool.get()));
-  FRUGAL_ASSIGN_OR_RETURN(const double warm_s, warmup(*model, *rt.backend, o.load, "frugal serve"));
+  FRUGAL_ASSIGN_OR_RETURN(const double warm_s, warmup(*model, *rt.backend));
   std::printf("frugal serve: warm-up forward %.0f ms (weights paged in)\n", warm_s * 1e3);
 
   std::unique_ptr<ResponseCache> cache;
@@ -294,7 +294,6 @@ Command add_serve_command(CLI::App& root) {
   CLI::App* app = root.add_subcommand("serve", "OpenAI-compatible HTTP server (continuous batching, SSE, keys, metrics)");
   app->add_option("-m,--model", o->model, "GGUF model file")->required();
   add_load_flags(app, &o->load);
-  add_repack_cache_flag(app, &o->load);
   app->add_option("--host", o->host, "address to listen on")->capture_default_str();
   app->add_option("--port", o->port, "port (0: any free port; the banner says which)")->capture_default_str();
   app->add_option("-t,--threads", o->threads, "compute threads (default: number of cores)");

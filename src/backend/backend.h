@@ -11,7 +11,6 @@
 #include <memory>
 
 #include "backend/isa.h"
-#include "backend/repack_cache.h"
 #include "tensor/dtype.h"
 
 namespace frugal {
@@ -150,13 +149,6 @@ class Backend {
   virtual void add(float* x, const float* y, int64_t n) = 0;
   // x[t, i] += b[i]  (bias over T rows of n)
   virtual void add_bias(float* x, const float* b, int64_t T, int64_t n) = 0;
-
-  // On-disk cache of repacked weight copies (backend/repack_cache.h: file format, checks). Backends that
-  // keep no copies do nothing. Not ops: called by the tools around warm-up, never during a forward pass.
-  virtual StatusOr<RepackCacheLoad> load_repack_cache(const RepackCacheSpec& spec) { return RepackCacheLoad{}; }
-  virtual StatusOr<int> save_repack_cache(const RepackCacheSpec& spec) { return 0; }
-  // Repacked copies built (not loaded) so far.
-  virtual int64_t repacks_built() const { return 0; }
 };
 
 std::unique_ptr<Backend> make_ref_backend();

@@ -151,38 +151,8 @@ const uint8_t* MatmulScratch::repacked(const QuantTraits& t, const WeightView& w
     build(0, groups);
   }
   repacked_bytes_ += bytes;
-  ++built_copies_;
   cache_->map.insert_or_assign(w.data, Cache::Entry{w.type, w.K, w.N, w.row_bytes, bytes, fp, p});
   return p;
-}
-
-std::vector<MatmulScratch::RepackedCopy> MatmulScratch::repacked_copies() const {
-  std::vector<RepackedCopy> out;
-  if (!cache_) return out;
-  for (const auto& [key, e] : cache_->map)
-    out.push_back(RepackedCopy{static_cast<const uint8_t*>(key), e.type, e.K, e.N, e.row_bytes, e.bytes, e.data});
-  std::sort(out.begin(), out.end(), [](const RepackedCopy& a, const RepackedCopy& b) { return a.weight < b.weight; });
-  return out;
-}
-
-uint8_t* MatmulScratch::adopt_repacked(const WeightView& w, size_t bytes) {
-  if (!repack_on_ || w.N <= 0) return nullptr;
-  if (!cache_) cache_ = std::make_unique<Cache>();
-  drop_repacked(w.data);
-  if (repacked_bytes_ + bytes > repack_limit_) return nullptr;
-  uint8_t* p = cache_->allocate(bytes);
-  if (p == nullptr) return nullptr;
-  repacked_bytes_ += bytes;
-  cache_->map.insert_or_assign(w.data, Cache::Entry{w.type, w.K, w.N, w.row_bytes, bytes, fingerprint(w), p});
-  return p;
-}
-
-void MatmulScratch::drop_repacked(const uint8_t* weight) {
-  if (!cache_) return;
-  auto it = cache_->map.find(weight);
-  if (it == cache_->map.end()) return;
-  repacked_bytes_ -= it->second.bytes;
-  cache_->map.erase(it);
 }
 
 uint8_t* MatmulScratch::activations(size_t bytes) {

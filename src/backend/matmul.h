@@ -10,7 +10,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <vector>
 
 #include "backend/backend.h"
 #include "backend/isa.h"
@@ -56,23 +55,6 @@ class MatmulScratch {
   // type has no repacked kernel, repacking is off or the limit is reached.
   const uint8_t* repacked(const QuantTraits& t, const WeightView& w, ThreadPool* pool);
 
-  // For the on-disk cache of repacked copies (backend/repack_cache.h).
-  struct RepackedCopy {
-    const uint8_t* weight;  // the weight's data pointer (the key)
-    DType type;
-    int64_t K, N;
-    size_t row_bytes, bytes;
-    const uint8_t* data;  // the copy
-  };
-  std::vector<RepackedCopy> repacked_copies() const;
-  // `bytes` of memory registered as w's repacked copy, for the caller to fill before the next matmul;
-  // nullptr over the limit or without memory (nothing registered).
-  uint8_t* adopt_repacked(const WeightView& w, size_t bytes);
-  // Forgets w's copy (its memory stays with the scratch).
-  void drop_repacked(const uint8_t* weight);
-  // Copies repacked() has built (not adopted) so far.
-  int64_t built_copies() const { return built_copies_; }
-
  private:
   struct Free {
     void operator()(uint8_t* p) const;
@@ -82,7 +64,6 @@ class MatmulScratch {
   size_t capacity_ = 0;
   bool repack_on_ = true;
   size_t repack_limit_ = size_t(8) << 30, repacked_bytes_ = 0;
-  int64_t built_copies_ = 0;
   std::unique_ptr<Cache> cache_;
 };
 

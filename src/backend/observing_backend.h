@@ -64,9 +64,6 @@ class ObservingBackend final : public Backend {
   ObservingBackend(Backend* inner, std::vector<ObservedTensor> tensors);
 
   const char* name() const override { return inner_->name(); }
-  StatusOr<RepackCacheLoad> load_repack_cache(const RepackCacheSpec& s) override { return inner_->load_repack_cache(s); }
-  StatusOr<int> save_repack_cache(const RepackCacheSpec& s) override { return inner_->save_repack_cache(s); }
-  int64_t repacks_built() const override { return inner_->repacks_built(); }
   void matmul(const WeightView& w, const float* x, int64_t T, float* y) override;
   void matmul_multi(const MatmulJob* jobs, int64_t n) override;
   // Records x for W's tensor; from then on matmuls with views into that tensor are not recorded (the

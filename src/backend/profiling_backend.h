@@ -33,9 +33,6 @@ class ProfilingBackend final : public Backend {
   ProfilingBackend(Backend* inner, ThreadPool* pool) : inner_(inner), pool_(pool) {}
 
   const char* name() const override { return inner_->name(); }
-  StatusOr<RepackCacheLoad> load_repack_cache(const RepackCacheSpec& s) override { return inner_->load_repack_cache(s); }
-  StatusOr<int> save_repack_cache(const RepackCacheSpec& s) override { return inner_->save_repack_cache(s); }
-  int64_t repacks_built() const override { return inner_->repacks_built(); }
   void matmul(const WeightView& w, const float* x, int64_t T, float* y) override;
   void matmul_multi(const MatmulJob* jobs, int64_t n) override;
   void note_input(const WeightView& w, const float* x, int64_t T) override { inner_->note_input(w, x, T); }

@@ -45,14 +45,6 @@ class CpuBackend final : public Backend {
 
   void matmul_multi(const MatmulJob* jobs, int64_t n) override { matmul_cpu_multi(pool_, isa_, jobs, n, scratch_); }
 
-  StatusOr<RepackCacheLoad> load_repack_cache(const RepackCacheSpec& spec) override {
-    return frugal::load_repack_cache(scratch_, isa_, spec);
-  }
-  StatusOr<int> save_repack_cache(const RepackCacheSpec& spec) override {
-    return frugal::save_repack_cache(scratch_, isa_, spec);
-  }
-  int64_t repacks_built() const override { return scratch_.built_copies(); }
-
   void get_rows(const WeightView& w, const int32_t* ids, int64_t T, float* out) override {
     pool_->parallel_range(T, [&](int64_t b, int64_t e, int) { frugal::get_rows(w, ids + b, e - b, out + b * w.K); });
   }
