@@ -108,13 +108,12 @@ Consts make_consts() {
     const int t = j % 8;  // qword byte t: code byte t % kMaskBytes of block b0 + t / kMaskBytes
     qsrc[j] = (uint8_t)(t < 2 * F::kMaskBytes ? F::kMaskBytes * b0 + t : 0);
   }
-  // 1:4: the code is the position; 2:4: codes 0..5 = the pairs 01 02 12 03 13 23 (6, 7 never valid).
-  constexpr uint8_t kPairs[6][2] = {{0, 1}, {0, 2}, {1, 2}, {0, 3}, {1, 3}, {2, 3}};
+  // 1:4: the code is the position; 2:4: the pair of kSparsePairs24 (codes 6, 7 are never valid).
   for (int c = 0; c < 8; ++c) {
     if (N == 1 && c < 4) lut[c] = (uint8_t)c;
     if (N == 2 && c < 6) {
-      lut[c] = kPairs[c][0];
-      lut[8 + c] = kPairs[c][1];
+      lut[c] = kSparsePairs24[c][0];
+      lut[8 + c] = kSparsePairs24[c][1];
     }
   }
   return Consts{_mm512_load_si512(ctrl), _mm512_load_si512(sel), _mm512_load_si512(lut), _mm512_load_si512(base),

@@ -43,8 +43,8 @@ constexpr std::array<SparseTypeInfo, 3 * kNumPatterns> kInfos = [] {
   return a;
 }();
 
-// The 2:4 position codes 0..5: the six nibbles with two bits set, ascending.
-constexpr uint8_t kPairNibbles[6] = {0x3, 0x5, 0x6, 0x9, 0xA, 0xC};
+// The nibble of 2:4 position code c (tensor/sparse_nm.h).
+constexpr unsigned pair_nibble(unsigned c) { return 1u << kSparsePairs24[c][0] | 1u << kSparsePairs24[c][1]; }
 
 template <int kBits, size_t kSize>
 constexpr std::array<uint16_t, kSize> code_mask_table() {
@@ -53,7 +53,7 @@ constexpr std::array<uint16_t, kSize> code_mask_table() {
     uint16_t m = 0;
     for (int g = 0; g < 4; ++g) {
       const unsigned code = (unsigned)(c >> (kBits * g)) & ((1u << kBits) - 1);
-      const unsigned nib = kBits == 2 ? 1u << code : code < 6 ? kPairNibbles[code] : 0u;
+      const unsigned nib = kBits == 2 ? 1u << code : code < 6 ? pair_nibble(code) : 0u;
       m = (uint16_t)(m | nib << (4 * g));
     }
     t[c] = m;
@@ -82,7 +82,7 @@ void sparse_set_mask(const SparseTypeInfo& f, uint8_t* plane, int64_t i, uint32_
     if (f.code_bits == 2) {
       code = (uint32_t)std::countr_zero(nib);
     } else {
-      while (kPairNibbles[code] != nib) ++code;
+      while (pair_nibble(code) != nib) ++code;
     }
     word |= code << (f.code_bits * g);
   }

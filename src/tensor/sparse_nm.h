@@ -74,6 +74,10 @@ inline SparseGroup sparse_group(const SparseTypeInfo& f, const void* row, int64_
                      cnt};
 }
 
+// The 2:4 position codes: code c keeps elements kSparsePairs24[c][0] < kSparsePairs24[c][1] of its group
+// (ascending as nibbles: 0x3 0x5 0x6 0x9 0xA 0xC); codes 6 and 7 are malformed.
+inline constexpr uint8_t kSparsePairs24[6][2] = {{0, 1}, {0, 2}, {1, 2}, {0, 3}, {1, 3}, {2, 3}};
+
 // Keep masks of the position codes of 4 groups of 4 (12 bits of 2:4 codes, 8 of 1:4), 16 bits each; a
 // 2:4 code 6 or 7 (malformed; validate_sparse_rows rejects it) decodes to an empty group.
 extern const std::array<uint16_t, 4096> kSparseCodeMask24;
