@@ -41,7 +41,8 @@ void expand(const SparseTypeInfo& f, const void* src, void* dst, int64_t n) {
     const SparseGroup grp = sparse_group(f, src, nb, b / kSparseGroupBlocks);
     const int64_t i = b - grp.b0;
     const uint32_t mask = sparse_mask(f, grp.p.mask, i);
-    const uint8_t* kv = grp.p.kept + (size_t)i * f.kept_bytes;
+    uint8_t tmp[64];
+    const uint8_t* kv = sparse_block_kept(f, grp, i, tmp);
     alignas(32) uint8_t kept[40] = {0};
     alignas(32) uint8_t codes[32];
     std::memcpy(d, grp.p.d + 2 * i, 2);

@@ -25,10 +25,12 @@ inline uint32_t ld_u32(const uint8_t* p) {
   return v;
 }
 
-FRUGAL_VBMI2 void expand_q8_0(const SparseTypeInfo& f, const SparsePlanes& p, uint8_t* d, int64_t nb) {
-  for (int64_t b = 0; b < nb; ++b, d += 34) {
+FRUGAL_VBMI2 void expand_q8_0(const SparseTypeInfo& f, const SparseGroup& grp, uint8_t* d) {
+  const SparsePlanes& p = grp.p;
+  for (int64_t b = 0; b < grp.cnt; ++b, d += 34) {
     // Register-form vpexpandb (the memory form is microcoded on AMD Zen 4); K = 16 / 8 / 4 bytes.
-    const uint8_t* kv = p.kept + (size_t)b * f.kept_bytes;
+    uint8_t tmp[64];
+    const uint8_t* kv = sparse_block_kept(f, grp, b, tmp);
     __m128i kept;
     if (f.kept == 16) {
       kept = _mm_loadu_si128((const __m128i*)kv);
@@ -54,11 +56,13 @@ FRUGAL_VBMI2 inline __m128i q4_codes(const uint8_t* kv) {
 }
 
 template <int K>
-FRUGAL_VBMI2 void expand_q4_0(const SparseTypeInfo& f, const SparsePlanes& p, uint8_t* d, int64_t nb) {
+FRUGAL_VBMI2 void expand_q4_0(const SparseTypeInfo& f, const SparseGroup& grp, uint8_t* d) {
+  const SparsePlanes& p = grp.p;
   const __m256i eight = _mm256_set1_epi8(8);
-  for (int64_t b = 0; b < nb; ++b, d += 18) {
+  for (int64_t b = 0; b < grp.cnt; ++b, d += 18) {
+    uint8_t tmp[64];
     const __m256i codes = _mm256_mask_expand_epi8(eight, (__mmask32)sparse_mask(f, p.mask, b),
-                                                  _mm256_castsi128_si256(q4_codes<K>(p.kept + (size_t)b * f.kept_bytes)));
+                                                  _mm256_castsi128_si256(q4_codes<K>(sparse_block_kept(f, grp, b, tmp))));
     const __m128i qs = _mm_or_si128(_mm256_castsi256_si128(codes), _mm_slli_epi16(_mm256_extracti128_si256(codes, 1), 4));
     std::memcpy(d, p.d + 2 * b, 2);
     _mm_storeu_si128((__m128i*)(d + 2), qs);
@@ -66,6 +70,7 @@ FRUGAL_VBMI2 void expand_q4_0(const SparseTypeInfo& f, const SparsePlanes& p, ui
 }
 
 FRUGAL_VBMI2 void expand_f16(const SparseTypeInfo& f, const SparsePlanes& p, uint8_t* d, int64_t nb) {
+  // (F16 kept planes are always block by block: kept_lanes is false.)
   // Register form and plain loads of the K kept halves (the memory form with its masked load ran 1.4x
   // slower on Zen 4). The decode path does not come here on VBMI2 CPUs (sparse_f16_avx512.cpp).
   for (int64_t b = 0; b < nb; ++b, d += 64) {
@@ -82,18 +87,18 @@ FRUGAL_VBMI2 void expand_f16(const SparseTypeInfo& f, const SparsePlanes& p, uin
   }
 }
 
-// One planar group of nb blocks (tensor/sparse_nm.h) into nb dense blocks at d.
-void expand_group(const SparseTypeInfo& f, const SparsePlanes& p, uint8_t* d, int64_t nb) {
+// One planar group (tensor/sparse_nm.h) into grp.cnt dense blocks at d.
+void expand_group(const SparseTypeInfo& f, const SparseGroup& grp, uint8_t* d) {
   switch (f.base) {
-    case DType::Q8_0: expand_q8_0(f, p, d, nb); return;
-    case DType::F16: expand_f16(f, p, d, nb); return;
+    case DType::Q8_0: expand_q8_0(f, grp, d); return;
+    case DType::F16: expand_f16(f, grp.p, d, grp.cnt); return;
     default: break;
   }
   switch (f.kept) {
-    case 4: expand_q4_0<4>(f, p, d, nb); return;
-    case 8: expand_q4_0<8>(f, p, d, nb); return;
-    case 16: expand_q4_0<16>(f, p, d, nb); return;
-    default: sparse_expand_row(f, p.d, d, nb * kSparseBlock); return;
+    case 4: expand_q4_0<4>(f, grp, d); return;
+    case 8: expand_q4_0<8>(f, grp, d); return;
+    case 16: expand_q4_0<16>(f, grp, d); return;
+    default: sparse_expand_row(f, grp.p.d, d, grp.cnt * kSparseBlock); return;
   }
 }
 
@@ -102,7 +107,7 @@ void expand(const SparseTypeInfo& f, const void* src, void* dst, int64_t n) {
   auto* d = static_cast<uint8_t*>(dst);
   for (int64_t g = 0; g < sparse_group_count(nb); ++g) {
     const SparseGroup grp = sparse_group(f, src, nb, g);
-    expand_group(f, grp.p, d + grp.b0 * f.dense_block_bytes, grp.cnt);
+    expand_group(f, grp, d + grp.b0 * f.dense_block_bytes);
   }
 }
 

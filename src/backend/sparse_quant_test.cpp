@@ -197,7 +197,8 @@ TEST(SparseFormat, PlanarRowLayoutAsDocumented) {
   }
 }
 
-// Rows longer than 16 blocks: groups of 16 blocks, each planar, the last one shorter (docs/SPARSITY.md).
+// Rows longer than 16 blocks: groups of 16 blocks, each planar, the last one shorter; 1:4 / 2:4 over
+// Q8_0 / Q4_0 store a full group's kept plane in lanes of 4 values (docs/SPARSITY.md).
 TEST(SparseFormat, GroupedRowLayoutAsDocumented) {
   constexpr uint32_t kPairs[6] = {0x3, 0x5, 0x6, 0x9, 0xA, 0xC};  // the 2:4 position codes 0..5
   const SparseTypeInfo& f = *sparse_type_info(DType::Q8_0_S2_4);
@@ -218,17 +219,57 @@ TEST(SparseFormat, GroupedRowLayoutAsDocumented) {
   auto u16 = [&](size_t o) { return (int)(row[o] | row[o + 1] << 8); };
   auto u24 = [&](size_t o) { return (uint32_t)(row[o] | row[o + 1] << 8 | row[o + 2] << 16); };
   for (int64_t b = 0; b < nb; ++b) {
-    // Group 0: blocks 0..15 at byte 0 (d 16 x 2, codes 16 x 3, kept 16 x 16); group 1: blocks 16, 17
-    // at byte 16 x 21 = 336 (d 2 x 2, codes 2 x 3, kept 2 x 16).
+    // Group 0: blocks 0..15 at byte 0 (d 16 x 2, codes 16 x 3, kept 16 x 16 in lanes: chunk c = kept
+    // 4c..4c+3 of every block, block i at byte 64 c + 4 i); group 1: blocks 16, 17 at byte 16 x 21 = 336
+    // (d 2 x 2, codes 2 x 3, kept 2 x 16 block by block).
     const size_t g0 = b < 16 ? 0 : 336, cnt = b < 16 ? 16 : 2, i = (size_t)(b % 16);
     EXPECT_EQ(u16(g0 + 2 * i), 0x3C00 + b) << b;
     uint32_t word = 0;
     for (int g = 0; g < 8; ++g) word |= (uint32_t)((b + g) % 6) << (3 * g);
     EXPECT_EQ(u24(g0 + 2 * cnt + 3 * i), word) << b;
-    for (int k = 0; k < 16; ++k) EXPECT_EQ(row[g0 + 5 * cnt + 16 * i + (size_t)k], b + k) << b << " " << k;
+    for (size_t k = 0; k < 16; ++k) {
+      const size_t at = b < 16 ? 64 * (k / 4) + 4 * i + k % 4 : 16 * i + k;
+      EXPECT_EQ(row[g0 + 5 * cnt + at], b + k) << b << " " << k;
+    }
     const SparseGroup grp = sparse_group(f, row.data(), nb, b / 16);
     EXPECT_EQ(grp.p.d, row.data() + g0);
     EXPECT_EQ(grp.cnt, (int)cnt);
+  }
+  std::vector<uint8_t> back(dense.size());
+  sparse_expand_row(f, row.data(), back.data(), n);
+  EXPECT_EQ(back, dense);
+}
+
+// Q4_0 2:4 full group in lanes: chunk c (32 bytes), byte 4 (i mod 8) + u = kept 4c + u of block i mod 8
+// (low nibble) | of block 8 + i mod 8 (high nibble).
+TEST(SparseFormat, Q4LanesLayoutAsDocumented) {
+  const SparseTypeInfo& f = *sparse_type_info(DType::Q4_0_S2_4);
+  ASSERT_TRUE(f.kept_lanes);
+  const int64_t nb = 16, n = nb * 32;
+  std::vector<uint8_t> dense((size_t)nb * 18, 0x88);
+  std::vector<uint32_t> masks((size_t)nb, 0x33333333u);  // keep elements 0 and 1 of every group
+  auto code = [](int b, int k) { return (b * 5 + k * 3) % 15 + 1; };  // codes 1..15
+  for (int b = 0; b < nb; ++b) {
+    dense[(size_t)b * 18 + 1] = 0x3C;
+    for (int k = 0; k < 16; ++k) {
+      const int j = 4 * (k / 2) + k % 2;  // element of kept value k
+      uint8_t& q = dense[(size_t)b * 18 + 2 + (size_t)(j % 16)];
+      q = j < 16 ? (uint8_t)((q & 0xF0) | code(b, k)) : (uint8_t)((q & 0x0F) | code(b, k) << 4);
+    }
+  }
+  std::vector<uint8_t> row((size_t)nb * f.block_bytes);
+  sparse_compress_row(f, dense.data(), masks.data(), row.data(), n);
+  const size_t kept = 16 * (2 + 3);  // after the d and code planes
+  for (int c = 0; c < 4; ++c)
+    for (int l = 0; l < 8; ++l)
+      for (int u = 0; u < 4; ++u)
+        EXPECT_EQ(row[kept + (size_t)(32 * c + 4 * l + u)], code(l, 4 * c + u) | code(l + 8, 4 * c + u) << 4)
+            << c << " " << l << " " << u;
+  uint8_t tmp[64];
+  const SparseGroup grp = sparse_group(f, row.data(), nb, 0);
+  for (int b = 0; b < nb; ++b) {  // sparse_block_kept: the per-block form, byte t = kept t | kept t + 8 << 4
+    const uint8_t* kv = sparse_block_kept(f, grp, b, tmp);
+    for (int t = 0; t < 8; ++t) EXPECT_EQ(kv[t], code(b, t) | code(b, t + 8) << 4) << b << " " << t;
   }
   std::vector<uint8_t> back(dense.size());
   sparse_expand_row(f, row.data(), back.data(), n);
@@ -242,9 +283,10 @@ TEST(SparseFormat, SimdExpansionEqualsScalar) {
     const SparseTypeInfo& f = *sparse_type_info(t);
     const int64_t nb = 37;
     const Pair p = make_pair(t, 1, nb * 32, 5);
-    // Also extreme codes: all-ones / all-zero kept bytes keep their masks.
+    // Also extreme codes: all-ones / all-zero kept bytes keep their masks (group 0's first bytes, in
+    // lanes or block by block).
     std::vector<uint8_t> s = p.sparse;
-    uint8_t* kept = s.data() + (sparse_group(f, s.data(), nb, 0).p.kept - s.data());  // blocks 0..15
+    uint8_t* kept = s.data() + (sparse_group(f, s.data(), nb, 0).p.kept - s.data());
     for (int64_t b = 0; b < 4; ++b) std::memset(kept + b * f.kept_bytes, b % 2 ? 0xFF : 0x00, f.kept_bytes);
     std::vector<uint8_t> want(f.dense_block_bytes * nb), got(want.size());
     sparse_expand_row(f, s.data(), want.data(), nb * 32);
@@ -269,7 +311,7 @@ TEST(SparseKernels, BufferPathEqualsDenseKernelsToo) {
 
 void check_equal_dense() {
   // Shapes: K a few blocks (ragged vs the kernels' 2/4/16-block steps), rows ragged vs 16-row tiles.
-  const int64_t Ks[] = {32, 96, 224, 544, 2048};
+  const int64_t Ks[] = {32, 96, 224, 544, 1408, 2048};
   const int64_t rows = 37;
   const int64_t Ts[] = {1, 2, 3, 7, 8, 16, 33, 64};
   for (DType t : {DType::Q8_0_S2_4, DType::Q8_0_S1_4, DType::Q4_0_S2_4, DType::Q4_0_S1_4, DType::Q8_0_S4_16,

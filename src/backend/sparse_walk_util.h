@@ -50,7 +50,7 @@ __attribute__((always_inline)) inline void for_column_groups(int64_t T, Fn&& fn)
 // times lane b of sv (the scale product) into acc lane b mod 4, blocks in order; cnt blocks when !kFull.
 template <bool kFull>
 __attribute__((always_inline)) inline void accumulate_blocks(__m512 f, __m512 sv, int cnt, __m128& acc) {
-  unroll<4>([&](auto qc) {
+  unroll<4>([&](auto qc) __attribute__((always_inline)) {
     constexpr int q = decltype(qc)::value;
     if (kFull || 4 * q < cnt) {
       const __mmask8 m = kFull ? 0xF : (__mmask8)((1u << std::min(cnt - 4 * q, 4)) - 1);
@@ -71,10 +71,10 @@ template <int R, class Group>
 __attribute__((always_inline)) inline void walk_rows_t1(const SparseTypeInfo& f, int64_t nb, const uint8_t* row,
                                                         size_t wrb, int64_t step, float* out, const Group& grp) {
   __m128 acc[R];
-  unroll<R>([&](auto r) { acc[r] = _mm_setzero_ps(); });
+  unroll<R>([&](auto r) __attribute__((always_inline)) { acc[r] = _mm_setzero_ps(); });
   SparsePlanes p[R];
-  auto at = [&](int64_t g) {
-    unroll<R>([&](auto r) { p[r] = sparse_group(f, row + (size_t)(r * step) * wrb, nb, g).p; });
+  auto at = [&](int64_t g) __attribute__((always_inline)) {
+    unroll<R>([&](auto r) __attribute__((always_inline)) { p[r] = sparse_group(f, row + (size_t)(r * step) * wrb, nb, g).p; });
   };
   const int64_t full = nb / kSparseGroupBlocks;
   for (int64_t g = 0; g < full; ++g) {
@@ -85,7 +85,7 @@ __attribute__((always_inline)) inline void walk_rows_t1(const SparseTypeInfo& f,
     at(full);
     grp.template run<R, false>(full, (int)(nb - full * kSparseGroupBlocks), p, acc);
   }
-  unroll<R>([&](auto r) { out[r * step] = sum_block_lanes(acc[r]); });
+  unroll<R>([&](auto r) __attribute__((always_inline)) { out[r * step] = sum_block_lanes(acc[r]); });
 }
 
 // T = 1 over rows [r0, r1): 4 quarters of q rows, row j of every quarter at once (4 sequential streams, as

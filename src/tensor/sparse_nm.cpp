@@ -15,8 +15,8 @@ struct Pattern {
 };
 constexpr Pattern kPatterns[] = {{1, 4}, {2, 4}, {1, 8}, {2, 8}, {4, 8}, {4, 16}, {8, 16}};
 constexpr int kNumPatterns = (int)(sizeof(kPatterns) / sizeof(kPatterns[0]));
-constexpr DType kBases[] = {DType::Q8_0, DType::Q4_0, DType::F16};
-constexpr uint32_t kFirstId[] = {290, 300, 310};
+constexpr DType kBases[] = {DType::F16, DType::Q8_0, DType::Q4_0};  // in id order
+constexpr uint32_t kFirstId[] = {310, 320, 330};
 
 constexpr SparseTypeInfo make_info(int b, int p) {
   const DType base = kBases[b];
@@ -32,6 +32,7 @@ constexpr SparseTypeInfo make_info(int b, int p) {
   i.mask_bytes = i.code_bits == 0 ? 4 : (size_t)i.code_bits;  // 8 groups x code_bits bits
   i.kept_bytes = (size_t)(base == DType::Q8_0 ? k : base == DType::Q4_0 ? k / 2 : 2 * k);
   i.block_bytes = i.d_bytes + i.mask_bytes + i.kept_bytes;
+  i.kept_lanes = kPatterns[p].m == 4 && base != DType::F16;
   i.dense_block_bytes = base == DType::Q8_0 ? 34 : base == DType::Q4_0 ? 18 : 64;
   return i;
 }
@@ -62,7 +63,50 @@ constexpr std::array<uint16_t, kSize> code_mask_table() {
 }
 uint32_t group_mask(int m) { return m == 32 ? 0xFFFFFFFFu : (1u << m) - 1; }
 
+// Kept value k (4-bit code for Q4_0) of a block's kept values in the per-block form.
+uint8_t block_value(const SparseTypeInfo& f, const uint8_t* kv, int k) {
+  if (f.base == DType::Q8_0) return kv[k];
+  const int half = f.kept / 2;
+  return k < half ? kv[k] & 0x0F : kv[k - half] >> 4;
+}
+
+// Rewrites a full group's kept plane from the per-block form into lanes.
+void blocks_to_lanes(const SparseTypeInfo& f, uint8_t* kept) {
+  const size_t bytes = kSparseGroupBlocks * f.kept_bytes;
+  uint8_t blocks[kSparseGroupBlocks * 16];
+  std::memcpy(blocks, kept, bytes);
+  std::memset(kept, 0, bytes);
+  for (int i = 0; i < kSparseGroupBlocks; ++i) {
+    for (int k = 0; k < f.kept; ++k) {
+      const uint8_t v = block_value(f, blocks + (size_t)i * f.kept_bytes, k);
+      if (f.base == DType::Q8_0) {
+        kept[64 * (k / 4) + 4 * i + k % 4] = v;
+      } else {
+        kept[32 * (k / 4) + 4 * (i % 8) + k % 4] |= (uint8_t)(i < 8 ? v : v << 4);
+      }
+    }
+  }
+}
+
 }  // namespace
+
+const uint8_t* sparse_block_kept(const SparseTypeInfo& f, const SparseGroup& grp, int64_t i, uint8_t* tmp) {
+  if (!sparse_group_in_lanes(f, grp)) return grp.p.kept + (size_t)i * f.kept_bytes;
+  if (f.base == DType::Q8_0) {
+    for (int c = 0; c < f.kept / 4; ++c) std::memcpy(tmp + 4 * c, grp.p.kept + 64 * c + 4 * i, 4);
+    return tmp;
+  }
+  uint8_t v[16];  // the block's K codes, 4 per chunk
+  for (int c = 0; c < f.kept / 4; ++c) {
+    uint32_t w;
+    std::memcpy(&w, grp.p.kept + 32 * c + 4 * (i % 8), 4);
+    w = (i < 8 ? w : w >> 4) & 0x0F0F0F0Fu;
+    std::memcpy(v + 4 * c, &w, 4);
+  }
+  const int half = f.kept / 2;
+  for (int t = 0; t < half; ++t) tmp[t] = (uint8_t)(v[t] | v[t + half] << 4);
+  return tmp;
+}
 
 const std::array<uint16_t, 4096> kSparseCodeMask24 = code_mask_table<3, 4096>();
 const std::array<uint16_t, 256> kSparseCodeMask14 = code_mask_table<2, 256>();
@@ -141,7 +185,7 @@ std::string sparse_patterns_string() {
   return s;
 }
 
-bool is_retired_sparse_type_id(uint32_t id) { return id >= 200 && id <= 286 && id % 10 <= 6; }
+bool is_retired_sparse_type_id(uint32_t id) { return id >= 200 && id <= 306 && id % 10 <= 6; }
 
 Status validate_sparse_rows(const SparseTypeInfo& f, const void* data, int64_t n, int64_t rows,
                             const std::string& what) {
@@ -188,7 +232,8 @@ void sparse_expand_row(const SparseTypeInfo& f, const void* src, void* dst, int6
     const SparseGroup grp = sparse_group(f, src, nb, b / kSparseGroupBlocks);
     const int64_t i = b - grp.b0;
     const uint32_t mask = sparse_mask(f, grp.p.mask, i);
-    const uint8_t* kv = grp.p.kept + (size_t)i * f.kept_bytes;
+    uint8_t tmp[64];
+    const uint8_t* kv = sparse_block_kept(f, grp, i, tmp);
     if (f.base == DType::F16) {
       std::memset(d, 0, 64);
       int k = 0;
@@ -253,6 +298,10 @@ void sparse_compress_row(const SparseTypeInfo& f, const void* dense, const uint3
       }
       ++k;
     }
+  }
+  for (int64_t g = 0; g < sparse_group_count(nb); ++g) {
+    const SparseGroup grp = sparse_group(f, out, nb, g);
+    if (sparse_group_in_lanes(f, grp)) blocks_to_lanes(f, out + (grp.p.kept - out));
   }
 }
 

@@ -22,6 +22,16 @@
 // most 16 blocks is one planar group. Expanding a row gives the dense base row whose kept codes are the
 // stored ones and whose other codes are 0 (Q4_0: 8): the sparse row and its expansion compute identical
 // dot products. Functions taking `n` work on whole rows.
+//
+// KEPT LANES (kept_lanes: 1:4 and 2:4 over Q8_0 and Q4_0): the kept plane of a FULL group (16 blocks) is
+// stored in lanes of 4 values instead of block by block, so that one load gives 4 kept values of each
+// of the 16 blocks and a kernel's 32-bit lane i holds block i (its integer sums need no cross-lane
+// reduction): chunk c (c < K/4) holds kept values 4c..4c+3 of every block,
+//   Q8_0: 64 bytes at 64 c, kept 4c + u of block i at byte 64 c + 4 i + u;
+//   Q4_0: 32 bytes at 32 c, byte 32 c + 4 (i mod 8) + u = kept 4c + u of block i mod 8 (low nibble) |
+//         kept 4c + u of block 8 + i mod 8 (high nibble).
+// A last group of fewer than 16 blocks keeps the per-block order. sparse_block_kept() reads a block's
+// kept values in the per-block form from either.
 #pragma once
 
 #include <array>
@@ -46,6 +56,7 @@ struct SparseTypeInfo {
   int code_bits;     // bits per group of 4 of the position code (2 or 3), 0 when the plane holds masks
   size_t kept_bytes; // bytes per block in the kept plane
   size_t block_bytes;        // d_bytes + mask_bytes + kept_bytes
+  bool kept_lanes;           // full groups store the kept plane in lanes of 4 values (above)
   size_t dense_block_bytes;  // bytes of 32 elements of `base`
 };
 
@@ -74,6 +85,16 @@ inline SparseGroup sparse_group(const SparseTypeInfo& f, const void* row, int64_
                      cnt};
 }
 
+// Whether group `grp` stores its kept plane in lanes (kept_lanes and a full group).
+inline bool sparse_group_in_lanes(const SparseTypeInfo& f, const SparseGroup& grp) {
+  return f.kept_lanes && grp.cnt == kSparseGroupBlocks;
+}
+
+// Block i's kept values in the per-block form (Q8_0: K bytes; Q4_0: K/2 bytes, byte t = kept t | kept
+// t + K/2 << 4; F16: 2K bytes): a pointer into the group's kept plane, or `tmp` (at least 64 bytes)
+// filled from a group stored in lanes.
+const uint8_t* sparse_block_kept(const SparseTypeInfo& f, const SparseGroup& grp, int64_t i, uint8_t* tmp);
+
 // The 2:4 position codes: code c keeps elements kSparsePairs24[c][0] < kSparsePairs24[c][1] of its group
 // (ascending as nibbles: 0x3 0x5 0x6 0x9 0xA 0xC); codes 6 and 7 are malformed.
 inline constexpr uint8_t kSparsePairs24[6][2] = {{0, 1}, {0, 2}, {1, 2}, {0, 3}, {1, 3}, {2, 3}};
@@ -97,9 +118,10 @@ inline uint32_t sparse_mask(const SparseTypeInfo& f, const uint8_t* plane, int64
 // Stores `mask` (exactly N of every M bits set; FRUGAL_CHECKed) as block i's keep pattern.
 void sparse_set_mask(const SparseTypeInfo& f, uint8_t* plane, int64_t i, uint32_t mask);
 
-// Type ids 200..226 (a block-interleaved layout), 230..256 (whole rows planar) and 260..286 (1:4 and 2:4
-// stored with 32-bit masks) were the layouts of earlier frugal builds; files with them are refused with a
-// message saying to prune again (true for those ids).
+// Type ids 200..226 (a block-interleaved layout), 230..256 (whole rows planar), 260..286 (1:4 and 2:4
+// stored with 32-bit masks) and 290..306 (Q8_0 / Q4_0 kept planes block by block) were the layouts of
+// earlier frugal builds; files with them are refused with a message saying to prune again (true for
+// those ids).
 bool is_retired_sparse_type_id(uint32_t id);
 
 // All sparse types, in id order (sparse_type_at(i), i < sparse_type_count()).
