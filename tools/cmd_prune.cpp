@@ -65,11 +65,6 @@ Status run_prune(const PruneCli& c) {
     std::fprintf(stderr,
                  "prune: note: F16-based sparse weights save memory but decode no faster than dense F16 on the "
                  "CPUs measured (docs/SPARSITY.md); --type Q8_0 gives the sparse speed-up\n");
-  if (pruned && is_sparse_type(out_type) && sparse_type_info(out_type)->base == DType::Q4_0 &&
-      sparse_type_info(out_type)->m == 4 && sparse_type_info(out_type)->n == 2)
-    std::fprintf(stderr,
-                 "prune: note: 2:4 over Q4_0 is 13 of dense Q4_0's 18 bytes per 32 weights, and its decode measured "
-                 "1.0-1.25x dense Q4_0 at 2 threads (docs/SPARSITY.md): the memory is saved, the speed-up is small\n");
   return Status::Ok();
 }
 

@@ -34,8 +34,8 @@ constexpr int64_t kSparseWalkMaxT = 8;
 SparseWalkFn sparse_walk_avx512(const SparseTypeInfo& f);
 // The F16-base walk (sparse_f16_avx512.cpp): any pattern over F16; nullptr for other bases or without VBMI2.
 SparseWalkFn sparse_f16_walk_avx512(const SparseTypeInfo& f);
-// The activation-gathering decode kernel (sparse_gather_avx512.cpp): 2:4 over Q8_0 only; same values.
-// nullptr for other formats or without AVX512_VBMI.
+// The activation-gathering decode kernel (sparse_gather_avx512.cpp): 1:4 and 2:4 over Q8_0 and Q4_0 (the
+// kept_lanes types); same values. nullptr for other formats or without AVX512_VBMI and VBMI2.
 SparseWalkFn sparse_gather_walk_avx512(const SparseTypeInfo& f);
 
 // Tests and benchmarks: false makes every ISA use the expand-to-buffer path (same values). Not
