@@ -1,5 +1,5 @@
 // Repacked weights (QuantTraits::repack / gemm_repacked, quant_repack_avx512.cpp, K-quants in
-// quant_kquants_avx512.cpp) and their cache in
+// quant_kquants_avx512.cpp, sparse types expanded then repacked in sparse_quant.cpp) and their cache in
 // MatmulScratch:
 //  * gemm_repacked == the same ISA's vec_dot bit for bit for every (row, token), for ragged N (groups of
 //    16 padded), row ranges that start/end inside a group, many T (decode, batched decode, prefill) and
@@ -20,8 +20,10 @@
 namespace frugal {
 namespace {
 
-const DType kRepackTypes[] = {DType::Q4_0, DType::Q5_0, DType::Q8_0, DType::IQ4_NL,
-                               DType::Q4_K, DType::Q5_K, DType::Q6_K};
+// The N:M sparse types over Q8_0 / Q4_0 repack into their dense base's form (backend/sparse_quant.cpp).
+const DType kRepackTypes[] = {DType::Q4_0,      DType::Q5_0,      DType::Q8_0,      DType::IQ4_NL,
+                               DType::Q4_K,      DType::Q5_K,      DType::Q6_K,      DType::Q8_0_S2_4,
+                               DType::Q8_0_S1_4, DType::Q4_0_S2_4, DType::Q8_0_S4_8, DType::Q4_0_S2_8};
 
 std::vector<float> normal(int64_t n, uint32_t seed) {
   std::mt19937 rng(seed);

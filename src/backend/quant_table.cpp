@@ -46,7 +46,7 @@ struct Table {
         if (isa == Isa::kAvx512) quant_fill_avx512(&row);
         rows[i].push_back(row);
       }
-      for (const QuantTraits& row : sparse_quant_rows(isa)) rows[i].push_back(row);  // N:M sparse types
+      for (const QuantTraits& row : sparse_quant_rows(isa, rows[i])) rows[i].push_back(row);  // N:M sparse types
     }
   }
 };

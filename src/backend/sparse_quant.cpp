@@ -135,31 +135,64 @@ void gemm(int64_t n, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1, 
   }
 }
 
+// The base format's repacked form of rows [16 g0, 16 g1) (QuantTraits::repack): each group of 16 rows
+// expanded into dense base rows, then repacked by the base format. Its gemm_repacked then gives the
+// dense kernels' values on the expanded rows, i.e. the sparse values (bit for bit).
 template <int kIdx, int kIsa>
-QuantTraits row() {
+void repack(int64_t n, const void* w, size_t w_row_bytes, int64_t N, int64_t g0, int64_t g1, void* dst) {
+  const Ctx& c = ctx<kIdx, kIsa>();
+  const size_t drb = (size_t)(n / kSparseBlock) * c.f->dense_block_bytes;
+  const size_t gb = c.base->repack_group_bytes(n);
+  std::vector<uint8_t> dense((size_t)kRepackRows * drb);
+  for (int64_t g = g0; g < g1; ++g) {
+    const int64_t r0 = g * kRepackRows, rows = std::min<int64_t>(kRepackRows, N - r0);
+    for (int64_t i = 0; i < rows; ++i)
+      c.expand(*c.f, static_cast<const uint8_t*>(w) + (size_t)(r0 + i) * w_row_bytes, dense.data() + i * drb, n);
+    c.base->repack(n, dense.data(), drb, rows, 0, 1, static_cast<uint8_t*>(dst) + (size_t)(g - g0) * gb);
+  }
+}
+
+// `dense`: this ISA's rows of the dense formats (the table under construction; quant_traits() cannot be
+// called yet).
+template <int kIdx, int kIsa>
+QuantTraits row(const std::vector<QuantTraits>& dense) {
   const SparseTypeInfo& f = sparse_type_at(kIdx);
   const DType vdt = f.base == DType::F16 ? DType::F16 : DType::Q8_0;
-  return QuantTraits{f.type, vdt, &to_float<kIdx>, &from_float<kIdx>, &vec_dot<kIdx, kIsa>,
-                     kIsa == (int)Isa::kScalar ? nullptr : &gemm<kIdx, kIsa>};
+  QuantTraits t{f.type, vdt, &to_float<kIdx>, &from_float<kIdx>, &vec_dot<kIdx, kIsa>,
+                kIsa == (int)Isa::kScalar ? nullptr : &gemm<kIdx, kIsa>};
+  // Prefill and large batches (T >= the base's repack_min_T, and past the register walk's T < 8) run on a
+  // dense repacked copy kept beside the sparse weights like a dense model's (MatmulScratch, --repack-mem):
+  // as fast as the dense file, at the dense copy's memory; decode keeps reading the sparse rows.
+  const QuantTraits* base = nullptr;
+  for (const QuantTraits& d : dense)
+    if (d.type == f.base) base = &d;
+  if (kIsa != (int)Isa::kScalar && base != nullptr && base->repack != nullptr) {
+    const bool walk = (Isa)kIsa == Isa::kAvx512 && sparse_walk_avx512(f) != nullptr;
+    t.repack_group_bytes = base->repack_group_bytes;
+    t.repack = &repack<kIdx, kIsa>;
+    t.gemm_repacked = base->gemm_repacked;
+    t.repack_min_T = walk ? std::max(base->repack_min_T, kSparseWalkMaxT) : base->repack_min_T;
+  }
+  return t;
 }
 
 constexpr int kCount = 21;  // 3 bases x 7 patterns (checked against sparse_type_count())
 
 template <int kIsa, size_t... I>
-std::vector<QuantTraits> rows_for(std::index_sequence<I...>) {
-  return {row<(int)I, kIsa>()...};
+std::vector<QuantTraits> rows_for(const std::vector<QuantTraits>& dense, std::index_sequence<I...>) {
+  return {row<(int)I, kIsa>(dense)...};
 }
 
 }  // namespace
 
 void sparse_set_register_walk(bool enabled) { g_walk_enabled = enabled; }
 
-std::vector<QuantTraits> sparse_quant_rows(Isa isa) {
+std::vector<QuantTraits> sparse_quant_rows(Isa isa, const std::vector<QuantTraits>& dense) {
   FRUGAL_CHECK(sparse_type_count() == kCount);
   switch (isa) {
-    case Isa::kScalar: return rows_for<(int)Isa::kScalar>(std::make_index_sequence<kCount>{});
-    case Isa::kAvx2: return rows_for<(int)Isa::kAvx2>(std::make_index_sequence<kCount>{});
-    case Isa::kAvx512: return rows_for<(int)Isa::kAvx512>(std::make_index_sequence<kCount>{});
+    case Isa::kScalar: return rows_for<(int)Isa::kScalar>(dense, std::make_index_sequence<kCount>{});
+    case Isa::kAvx2: return rows_for<(int)Isa::kAvx2>(dense, std::make_index_sequence<kCount>{});
+    case Isa::kAvx512: return rows_for<(int)Isa::kAvx512>(dense, std::make_index_sequence<kCount>{});
   }
   return {};
 }

@@ -1,11 +1,13 @@
 // N:M sparse weight types in the quant traits table (internal to backend/; format: tensor/sparse_nm.h,
 // docs/SPARSITY.md).
 //
-// Every kernel expands the kept values into dense base blocks (Q8_0 / Q4_0 / F16) in a small per-thread
-// buffer and runs the same ISA's dense kernel on them, so for every ISA
+// Every kernel gives the same ISA's dense kernel's values on the expanded weights, so for every ISA
 //   sparse vec_dot / gemm  ==  dense vec_dot / gemm of the expanded weights, bit for bit,
-// and batch invariance is inherited from the dense kernels. Memory traffic is the sparse bytes: the
-// expansion happens chunk by chunk (a few rows, L1/L2-resident), never for a whole tensor.
+// and batch invariance is inherited from the dense kernels. Decode (T < 8) reads the sparse rows
+// (register walks below); otherwise the kept values are expanded into dense base blocks chunk by chunk
+// in a small per-thread buffer, or, for T >= the repacked threshold on ISAs where the base format has
+// a repacked kernel, the whole weight is expanded once into the base's repacked form and cached beside
+// the sparse weights like a dense weight's (MatmulScratch; the dense copy's memory, --repack-mem).
 #pragma once
 
 #include <cstdint>
@@ -42,7 +44,8 @@ SparseWalkFn sparse_gather_walk_avx512(const SparseTypeInfo& f);
 // thread-safe; set before any kernel runs.
 void sparse_set_register_walk(bool enabled);
 
-// The traits rows of every sparse type for `isa` (appended to the table by quant_table.cpp).
-std::vector<QuantTraits> sparse_quant_rows(Isa isa);
+// The traits rows of every sparse type for `isa` (appended to the table by quant_table.cpp); `dense` is
+// the table's rows of the dense formats for `isa` (the bases' repacked kernels come from there).
+std::vector<QuantTraits> sparse_quant_rows(Isa isa, const std::vector<QuantTraits>& dense);
 
 }  // namespace frugal
