@@ -42,7 +42,10 @@ const Ctx& ctx() {
     const SparseTypeInfo* f = &sparse_type_at(kIdx);
     const QuantTraits* base = quant_traits(f->base, (Isa)kIsa);
     FRUGAL_CHECK(base != nullptr && base->vec_dot != nullptr);
-    SparseWalkFn walk = (Isa)kIsa == Isa::kAvx512 ? sparse_walk_avx512(*f) : nullptr;
+    // (An AVX-512 CPU without VBMI keeps the buffer path: the AVX2 walk has the AVX2 kernels' rounding.)
+    SparseWalkFn walk = (Isa)kIsa == Isa::kAvx512 ? sparse_walk_avx512(*f)
+                        : (Isa)kIsa == Isa::kAvx2 ? sparse_walk_avx2(*f)
+                                                  : nullptr;
     return Ctx{f, base, expander_for((Isa)kIsa), walk};
   }();
   return c;

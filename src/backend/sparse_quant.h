@@ -40,6 +40,10 @@ SparseWalkFn sparse_f16_walk_avx512(const SparseTypeInfo& f);
 // kept_lanes types); same values. nullptr for other formats or without AVX512_VBMI and VBMI2.
 SparseWalkFn sparse_gather_walk_avx512(const SparseTypeInfo& f);
 
+// The AVX2 decode kernel (sparse_walk_avx2.cpp): 1:4 and 2:4 over Q8_0 and Q4_0, kept values placed by
+// vpshufb; the dense AVX2 kernels' values. nullptr for other formats.
+SparseWalkFn sparse_walk_avx2(const SparseTypeInfo& f);
+
 // Tests and benchmarks: false makes every ISA use the expand-to-buffer path (same values). Not
 // thread-safe; set before any kernel runs.
 void sparse_set_register_walk(bool enabled);
