@@ -42,10 +42,13 @@ const Ctx& ctx() {
     const SparseTypeInfo* f = &sparse_type_at(kIdx);
     const QuantTraits* base = quant_traits(f->base, (Isa)kIsa);
     FRUGAL_CHECK(base != nullptr && base->vec_dot != nullptr);
-    // (An AVX-512 CPU without VBMI keeps the buffer path: the AVX2 walk has the AVX2 kernels' rounding.)
-    SparseWalkFn walk = (Isa)kIsa == Isa::kAvx512 ? sparse_walk_avx512(*f)
-                        : (Isa)kIsa == Isa::kAvx2 ? sparse_walk_avx2(*f)
-                                                  : nullptr;
+    SparseWalkFn walk = nullptr;
+    if ((Isa)kIsa == Isa::kAvx512) {
+      walk = sparse_walk_avx512(*f);
+      if (walk == nullptr) walk = sparse_walk_avx512_novbmi(*f);  // without VBMI: 1:4 / 2:4 in AVX2 code
+    } else if ((Isa)kIsa == Isa::kAvx2) {
+      walk = sparse_walk_avx2(*f);
+    }
     return Ctx{f, base, expander_for((Isa)kIsa), walk};
   }();
   return c;
@@ -170,7 +173,7 @@ QuantTraits row(const std::vector<QuantTraits>& dense) {
   for (const QuantTraits& d : dense)
     if (d.type == f.base) base = &d;
   if (kIsa != (int)Isa::kScalar && base != nullptr && base->repack != nullptr) {
-    const bool walk = (Isa)kIsa == Isa::kAvx512 && sparse_walk_avx512(f) != nullptr;
+    const bool walk = (Isa)kIsa == Isa::kAvx512 && (sparse_walk_avx512(f) || sparse_walk_avx512_novbmi(f));
     t.repack_group_bytes = base->repack_group_bytes;
     t.repack = &repack<kIdx, kIsa>;
     t.gemm_repacked = base->gemm_repacked;

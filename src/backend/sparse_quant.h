@@ -43,6 +43,9 @@ SparseWalkFn sparse_gather_walk_avx512(const SparseTypeInfo& f);
 // The AVX2 decode kernel (sparse_walk_avx2.cpp): 1:4 and 2:4 over Q8_0 and Q4_0, kept values placed by
 // vpshufb; the dense AVX2 kernels' values. nullptr for other formats.
 SparseWalkFn sparse_walk_avx2(const SparseTypeInfo& f);
+// The same walk with the AVX-512 dense kernels' float contract (quant_legacy_avx512.cpp), for AVX-512
+// CPUs without VBMI (Skylake-X, Cascade Lake); uses only AVX2 + FMA instructions.
+SparseWalkFn sparse_walk_avx512_novbmi(const SparseTypeInfo& f);
 
 // Tests and benchmarks: false makes every ISA use the expand-to-buffer path (same values). Not
 // thread-safe; set before any kernel runs.

@@ -357,6 +357,38 @@ void check_equal_dense() {
   }
 }
 
+// The walk for AVX-512 CPUs without VBMI (AVX2 code, AVX-512 float contract) is not what this CPU's table
+// picks when it has VBMI, so it is checked directly against the dense AVX-512 kernels.
+TEST(SparseKernels, NoVbmiWalkEqualsDenseAvx512) {
+  if (!isa_supported(Isa::kAvx512)) GTEST_SKIP() << "no AVX-512";
+  for (DType t : {DType::Q8_0_S2_4, DType::Q8_0_S1_4, DType::Q4_0_S2_4, DType::Q4_0_S1_4}) {
+    const SparseTypeInfo& f = *sparse_type_info(t);
+    const SparseWalkFn walk = sparse_walk_avx512_novbmi(f);
+    ASSERT_NE(walk, nullptr) << dtype_name(t);
+    const QuantTraits* dt = quant_traits(f.base, Isa::kAvx512);
+    for (int64_t K : {32, 96, 544, 1408, 2048}) {
+      const int64_t rows = 9, T = 7;
+      const Pair p = make_pair(t, rows, K, (uint32_t)K + 5);
+      const size_t xrb = dtype_row_bytes(DType::Q8_0, K), srb = dtype_row_bytes(t, K), drb = dtype_row_bytes(f.base, K);
+      const std::vector<float> xf = normal_data(T * K, 17);
+      std::vector<uint8_t> xq(xrb * T);
+      for (int64_t tk = 0; tk < T; ++tk)
+        quant_traits(DType::Q8_0, Isa::kAvx512)->from_float(xf.data() + tk * K, xq.data() + tk * xrb, K);
+      for (int64_t cols : {1, 2, 5, 7}) {
+        std::vector<float> y((size_t)(rows * cols), -1.f);
+        walk(f, K, p.sparse.data(), srb, 0, rows, xq.data(), xrb, cols, y.data(), rows);
+        for (int64_t tk = 0; tk < cols; ++tk)
+          for (int64_t r = 0; r < rows; ++r) {
+            float want = 0;
+            dt->vec_dot(K, &want, p.dense.data() + r * drb, xq.data() + tk * xrb);
+            ASSERT_EQ(std::bit_cast<uint32_t>(y[(size_t)(tk * rows + r)]), std::bit_cast<uint32_t>(want))
+                << dtype_name(t) << " K=" << K << " T=" << cols << " r=" << r << " t=" << tk;
+          }
+      }
+    }
+  }
+}
+
 TEST(SparseKernels, ScalarEqualsFloatDotOfDequantizedWithinBudget) {
   // The scalar sparse dot vs a double dot of the dequantized weights and activations: the same
   // relative budget as the dense base format (it is the dense kernel on the expanded row).

@@ -7,7 +7,8 @@
 // hsum256 at the end; so values are bit-identical to the dense AVX2 kernels on the expanded weights
 // (Q4_0's dense kernel multiplies unsigned codes and subtracts 8 x the pair sums; both give the same
 // exact int32 lanes). No buffer: the expand-then-dense path read and wrote each block twice and ran at
-// about a tenth of dense decode.
+// about a tenth of dense decode. The same walk with the AVX-512 dense kernels' float tail (per-block
+// sums in four chains) serves AVX-512 CPUs without VBMI (sparse_walk_avx512_novbmi).
 #include <algorithm>
 #include <cstring>
 
@@ -88,32 +89,64 @@ inline __m256i block_codes(const SparseTypeInfo& f, const SparseGroup& grp, int 
   return _mm256_shuffle_epi8(src, ctrl);
 }
 
+// Float contracts of the dense kernels the walk must equal: kAvx2 (quant_legacy_avx2.cpp: 8 lanes of
+// 4-element sums per block, acc += lane * (d_w * d_x), hsum256) or kAvx512 (quant_legacy_avx512.cpp: the
+// block's exact int32 sum, a_{b mod 4} = fma(float(isum_b), f32(dw_b) * f32(dx_b), a_{b mod 4}) in block
+// order, result (a0 + a2) + (a1 + a3)); the integer sums are exact either way.
+enum class Tail { kAvx2, kAvx512 };
+
+template <Tail kTail>
+struct Acc {
+  __m256 v8 = _mm256_setzero_ps();  // kAvx2
+  __m128 chains = _mm_setzero_ps();  // kAvx512: lane j = chain j
+  alignas(16) float f[4] = {}, s[4] = {};  // kAvx512: the pending blocks of the current 4
+};
+
 // One row against C columns of Q8_0 activations.
-template <bool kQ4, int N, int C>
+template <bool kQ4, int N, int C, Tail kTail>
 void walk_row(const SparseTypeInfo& f, int64_t nb, const uint8_t* row, const uint8_t* x, size_t xrb, float* out,
               int64_t ldo, const Consts& k) {
-  __m256 acc[C];
-  for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
+  Acc<kTail> acc[C];
   for (int64_t g = 0; g < sparse_group_count(nb); ++g) {
     const SparseGroup grp = sparse_group(f, row, nb, g);
     const bool lanes = sparse_group_in_lanes(f, grp);
     for (int i = 0; i < grp.cnt; ++i) {
       const __m256i w = block_codes<kQ4, N>(f, grp, i, lanes, k);
       const __m256i wu = _mm256_sign_epi8(w, w);
-      const __m256 wd = _mm256_set1_ps(f16_at(grp.p.d + 2 * i));
+      const float dw = f16_at(grp.p.d + 2 * i);
       const int64_t ib = grp.b0 + i;
       for (int c = 0; c < C; ++c) {
         const uint8_t* b = x + c * xrb + ib * 34;
-        const __m256i p16 = _mm256_maddubs_epi16(wu, _mm256_sign_epi8(load256(b + 2), w));
-        const __m256 fl = _mm256_cvtepi32_ps(pair_sums(p16));
-        acc[c] = _mm256_fmadd_ps(fl, _mm256_mul_ps(wd, _mm256_set1_ps(f16_at(b))), acc[c]);
+        const __m256i lanes32 = pair_sums(_mm256_maddubs_epi16(wu, _mm256_sign_epi8(load256(b + 2), w)));
+        if constexpr (kTail == Tail::kAvx2) {
+          const __m256 fl = _mm256_cvtepi32_ps(lanes32);
+          acc[c].v8 = _mm256_fmadd_ps(fl, _mm256_mul_ps(_mm256_set1_ps(dw), _mm256_set1_ps(f16_at(b))), acc[c].v8);
+        } else {
+          const __m128i h = _mm_add_epi32(_mm256_castsi256_si128(lanes32), _mm256_extracti128_si256(lanes32, 1));
+          const __m128i q = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
+          acc[c].f[ib % 4] = (float)_mm_cvtsi128_si32(_mm_add_epi32(q, _mm_shuffle_epi32(q, 1)));
+          acc[c].s[ib % 4] = dw * f16_at(b);
+          if (ib % 4 == 3 || ib == nb - 1) {  // the 4 blocks' fmas, each into its chain (missing ones keep it)
+            const __m128 fm = _mm_fmadd_ps(_mm_load_ps(acc[c].f), _mm_load_ps(acc[c].s), acc[c].chains);
+            const int have = (int)(ib % 4) + 1;
+            const __m128 keep = _mm_castsi128_ps(_mm_cmpgt_epi32(_mm_set1_epi32(have), _mm_setr_epi32(0, 1, 2, 3)));
+            acc[c].chains = _mm_blendv_ps(acc[c].chains, fm, keep);
+          }
+        }
       }
     }
   }
-  for (int c = 0; c < C; ++c) out[c * ldo] = hsum256(acc[c]);
+  for (int c = 0; c < C; ++c) {
+    if constexpr (kTail == Tail::kAvx2) {
+      out[c * ldo] = hsum256(acc[c].v8);
+    } else {
+      const __m128 s2 = _mm_add_ps(acc[c].chains, _mm_movehl_ps(acc[c].chains, acc[c].chains));
+      out[c * ldo] = _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
+    }
+  }
 }
 
-template <bool kQ4, int N>
+template <bool kQ4, int N, Tail kTail>
 void walk(const SparseTypeInfo& f, int64_t n, const uint8_t* w, size_t wrb, int64_t r0, int64_t r1, const uint8_t* x,
           size_t xrb, int64_t T, float* y, int64_t ldy) {
   static const Consts k = make_consts<N>();
@@ -123,22 +156,27 @@ void walk(const SparseTypeInfo& f, int64_t n, const uint8_t* w, size_t wrb, int6
       const uint8_t* xc = x + c0 * xrb;
       float* out = y + c0 * ldy + r;
       switch (std::min<int64_t>(4, T - c0)) {
-        case 1: walk_row<kQ4, N, 1>(f, nb, w + r * wrb, xc, xrb, out, ldy, k); break;
-        case 2: walk_row<kQ4, N, 2>(f, nb, w + r * wrb, xc, xrb, out, ldy, k); break;
-        case 3: walk_row<kQ4, N, 3>(f, nb, w + r * wrb, xc, xrb, out, ldy, k); break;
-        default: walk_row<kQ4, N, 4>(f, nb, w + r * wrb, xc, xrb, out, ldy, k); break;
+        case 1: walk_row<kQ4, N, 1, kTail>(f, nb, w + r * wrb, xc, xrb, out, ldy, k); break;
+        case 2: walk_row<kQ4, N, 2, kTail>(f, nb, w + r * wrb, xc, xrb, out, ldy, k); break;
+        case 3: walk_row<kQ4, N, 3, kTail>(f, nb, w + r * wrb, xc, xrb, out, ldy, k); break;
+        default: walk_row<kQ4, N, 4, kTail>(f, nb, w + r * wrb, xc, xrb, out, ldy, k); break;
       }
     }
   }
 }
 
-}  // namespace
-
-SparseWalkFn sparse_walk_avx2(const SparseTypeInfo& f) {
+template <Tail kTail>
+SparseWalkFn walk_for(const SparseTypeInfo& f) {
   if (!f.kept_lanes) return nullptr;  // 1:4 and 2:4 over Q8_0 / Q4_0
-  if (f.base == DType::Q8_0) return f.n == 2 ? &walk<false, 2> : &walk<false, 1>;
-  if (f.base == DType::Q4_0) return f.n == 2 ? &walk<true, 2> : &walk<true, 1>;
+  if (f.base == DType::Q8_0) return f.n == 2 ? &walk<false, 2, kTail> : &walk<false, 1, kTail>;
+  if (f.base == DType::Q4_0) return f.n == 2 ? &walk<true, 2, kTail> : &walk<true, 1, kTail>;
   return nullptr;
 }
+
+}  // namespace
+
+SparseWalkFn sparse_walk_avx2(const SparseTypeInfo& f) { return walk_for<Tail::kAvx2>(f); }
+
+SparseWalkFn sparse_walk_avx512_novbmi(const SparseTypeInfo& f) { return walk_for<Tail::kAvx512>(f); }
 
 }  // namespace frugal
