@@ -147,6 +147,8 @@ std::vector<Case> make_cases() {
       "tensor 'a': tensor type 231 is the N:M sparse layout of an earlier frugal build, no longer read");
   one("retired_mask_sparse_type", "a", {32}, 261, 0,
       "tensor 'a': tensor type 261 is the N:M sparse layout of an earlier frugal build, no longer read");
+  one("retired_block_kept_sparse_type", "a", {32}, 291, 0,
+      "tensor 'a': tensor type 291 is the N:M sparse layout of an earlier frugal build, no longer read");
   one("n_dims_5", "a", {1, 1, 1, 1, 1}, 0, 0, "tensor 'a': n_dims 5 out of range 1..4");
   one("n_dims_0", "a", {}, 0, 0, "tensor 'a': n_dims 0 out of range 1..4");
   one("dim_zero", "a", {8, 0}, 0, 0, "tensor 'a': dimension 1 is 0 (must be positive)");
