@@ -181,9 +181,7 @@ __attribute__((always_inline)) inline int32_t block_isum(const SparseTypeInfo& f
   const __m256i z = _mm256_setzero_si256();
   const __m256i v = _mm256_sub_epi32(_mm256_dpbusd_epi32(z, _mm256_load_si256((const __m256i*)xa), w),
                                      _mm256_dpbusd_epi32(z, _mm256_set1_epi8((char)0x80), w));
-  const __m128i h = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  const __m128i q = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
-  return _mm_cvtsi128_si32(_mm_add_epi32(q, _mm_shuffle_epi32(q, 1)));
+  return _mm512_reduce_add_epi32(_mm512_zextsi256_si512(v));  // exact int32: the order does not matter
 }
 
 // Group g (cnt blocks; kFull: cnt = 16, kept in lanes) of R rows (planes p[r]) against C columns of

@@ -122,9 +122,7 @@ void walk_row(const SparseTypeInfo& f, int64_t nb, const uint8_t* row, const uin
           const __m256 fl = _mm256_cvtepi32_ps(lanes32);
           acc[c].v8 = _mm256_fmadd_ps(fl, _mm256_mul_ps(_mm256_set1_ps(dw), _mm256_set1_ps(f16_at(b))), acc[c].v8);
         } else {
-          const __m128i h = _mm_add_epi32(_mm256_castsi256_si128(lanes32), _mm256_extracti128_si256(lanes32, 1));
-          const __m128i q = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
-          acc[c].f[ib % 4] = (float)_mm_cvtsi128_si32(_mm_add_epi32(q, _mm_shuffle_epi32(q, 1)));
+          acc[c].f[ib % 4] = (float)hsum256_epi32(lanes32);
           acc[c].s[ib % 4] = dw * f16_at(b);
           if (ib % 4 == 3 || ib == nb - 1) {  // the 4 blocks' fmas, each into its chain (missing ones keep it)
             const __m128 fm = _mm_fmadd_ps(_mm_load_ps(acc[c].f), _mm_load_ps(acc[c].s), acc[c].chains);
